@@ -1,0 +1,144 @@
+// Command strata is the load-balancing stack in one binary: each role
+// (l7 today; l4, dns and registry as they arrive) runs alone or together
+// from one config file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/supervisor"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `strata — DNS, L4, L7 and registry load balancing in one binary.
+
+Usage:
+  strata run -c FILE        run every role the config file configures
+  strata validate -c FILE   check a config file and exit non-zero on errors
+  strata demo               run a self-contained demo on 127.0.0.1
+  strata version            print the version
+
+Run 'strata COMMAND -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the command line and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "strata %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "strata: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "strata.yaml", "config `file`")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := config.Load(*path); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "strata.yaml", "config `file`")
+	watch := fs.Bool("watch", true, "reload when the config file changes")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	sup := supervisor.New(supervisor.Options{
+		Source:  supervisor.Source{Path: *path},
+		Logger:  log,
+		Version: version,
+		Watch:   *watch,
+	})
+	return serve(sup, log)
+}
+
+// serve starts sup and runs it until SIGTERM or SIGINT, reloading on
+// SIGHUP. It returns the process exit status.
+func serve(sup *supervisor.Supervisor, log *slog.Logger) int {
+	if err := sup.Start(); err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	log.Info("strata started", "version", version, "pid", os.Getpid())
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			log.Info("SIGHUP: reloading")
+			_ = sup.Reload() // a bad file is logged; the old config keeps serving
+			continue
+		}
+		grace := sup.Config().ShutdownTimeout.D()
+		log.Info("shutting down", "signal", sig.String(), "grace", grace.String())
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		err := sup.Shutdown(ctx)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			log.Error("shutdown", "err", err)
+			return 1
+		}
+		if err != nil {
+			log.Warn("shutdown deadline passed; in-flight work was cut", "err", err)
+		}
+		log.Info("stopped")
+		return 0
+	}
+	return 0
+}
+
+func newLogger(lc config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(lc.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

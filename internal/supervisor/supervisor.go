@@ -1,0 +1,521 @@
+// Package supervisor runs strata's roles from one config: it builds pools,
+// health monitors, the data planes and the admin listener, reloads them on
+// SIGHUP or a change of the file, and shuts them down on SIGTERM.
+//
+// A reload builds the new generation completely before anything changes:
+// a config that does not parse or validate, or a data plane that refuses
+// it, is logged and the old generation keeps serving. Pools live across
+// generations (matched by name), so health, counters and ejections survive
+// a reload, and data planes swap their routing tables atomically while
+// requests in flight finish on the tables they started with.
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-lb/strata/internal/admin"
+	"github.com/strata-lb/strata/internal/balance"
+	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/health"
+	"github.com/strata-lb/strata/internal/l7"
+	"github.com/strata-lb/strata/internal/upstream"
+)
+
+// Source yields the config: its bytes and a name for error messages.
+type Source struct {
+	// Path is the file to read and watch; empty when Data is embedded.
+	Path string
+	// Name labels errors when Path is empty.
+	Name string
+	// Data is the embedded config, used when Path is empty.
+	Data []byte
+}
+
+func (s Source) read() (name string, data []byte, err error) {
+	if s.Path == "" {
+		return s.Name, s.Data, nil
+	}
+	data, err = os.ReadFile(s.Path)
+	return s.Path, data, err
+}
+
+// Options configure a Supervisor.
+type Options struct {
+	Source  Source
+	Logger  *slog.Logger
+	Version string
+	// Watch reloads when the config file changes on disk.
+	Watch bool
+}
+
+// Supervisor owns one running strata process.
+type Supervisor struct {
+	opts Options
+	log  *slog.Logger
+	reg  *prometheus.Registry
+
+	mu      sync.Mutex // serialises Start, Reload and Shutdown
+	gen     atomic.Pointer[generation]
+	l7      *l7.Server
+	admin   *admin.Server
+	adminCf config.Admin
+	lastRaw []byte
+	watcher *fsnotify.Watcher
+	reloads atomic.Uint64
+}
+
+// generation is everything one config built that is not shared with the
+// next: the pool set, the monitors and the passive ejectors.
+type generation struct {
+	cfg      *config.Config
+	pools    map[string]*poolRuntime
+	ordered  []*upstream.Pool
+	reporter passiveReporter
+}
+
+// poolRuntime is a pool with the config it was built from and its monitor.
+type poolRuntime struct {
+	cfg     config.Pool
+	pool    *upstream.Pool
+	monitor *health.Monitor
+	stop    context.CancelFunc
+	done    chan struct{}
+	passive *health.Passive
+}
+
+// New returns a supervisor; Start builds and starts the first generation.
+func New(opts Options) *Supervisor {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Supervisor{opts: opts, log: opts.Logger, reg: prometheus.NewRegistry()}
+}
+
+// Registry is the Prometheus registry the admin listener serves.
+func (s *Supervisor) Registry() *prometheus.Registry { return s.reg }
+
+// Config returns the config in force.
+func (s *Supervisor) Config() *config.Config { return s.gen.Load().cfg }
+
+// L7 returns the HTTP data plane (nil when no l7 section was ever loaded).
+func (s *Supervisor) L7() *l7.Server { return s.l7 }
+
+// Admin returns the admin listener (nil when off).
+func (s *Supervisor) Admin() *admin.Server { return s.admin }
+
+// Pools implements admin.Source.
+func (s *Supervisor) Pools() []*upstream.Pool {
+	if g := s.gen.Load(); g != nil {
+		return g.ordered
+	}
+	return nil
+}
+
+// HealthDetail implements admin.Source.
+func (s *Supervisor) HealthDetail(pool, backend string) any {
+	g := s.gen.Load()
+	if g == nil {
+		return nil
+	}
+	pr := g.pools[pool]
+	if pr == nil || pr.monitor == nil {
+		return nil
+	}
+	st, ok := pr.monitor.Status(backend)
+	if !ok {
+		return nil
+	}
+	return st
+}
+
+// Load reads and checks the config without applying it.
+func (s *Supervisor) load() (*config.Config, []byte, error) {
+	name, data, err := s.opts.Source.read()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := config.Parse(name, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, data, nil
+}
+
+// Start loads the config and starts every configured role.
+func (s *Supervisor) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg, raw, err := s.load()
+	if err != nil {
+		return err
+	}
+	if err := s.apply(cfg); err != nil {
+		return err
+	}
+	s.lastRaw = raw
+	if s.opts.Watch && s.opts.Source.Path != "" {
+		if err := s.watch(); err != nil {
+			s.log.Warn("config file watch off", "err", err)
+		}
+	}
+	return nil
+}
+
+// Reload loads the config again and applies it; on any error the running
+// generation stays as it was. An unchanged file is not applied again.
+func (s *Supervisor) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg, raw, err := s.load()
+	if err != nil {
+		s.log.Error("reload refused, old config keeps serving", "err", err)
+		return err
+	}
+	if bytes.Equal(raw, s.lastRaw) {
+		s.log.Debug("reload: config unchanged")
+		return nil
+	}
+	if err := s.apply(cfg); err != nil {
+		s.log.Error("reload refused, old config keeps serving", "err", err)
+		return err
+	}
+	s.lastRaw = raw
+	s.reloads.Add(1)
+	s.log.Info("config reloaded", "reloads", s.reloads.Load())
+	return nil
+}
+
+// apply builds a generation from cfg and swaps it in. Nothing visible
+// changes until every part of the new generation has been built.
+func (s *Supervisor) apply(cfg *config.Config) error {
+	old := s.gen.Load()
+	next := &generation{cfg: cfg, pools: make(map[string]*poolRuntime, len(cfg.Pools))}
+	var fresh []*poolRuntime // built for this generation, torn down on failure
+	fail := func(err error) error {
+		for _, pr := range fresh {
+			pr.pool.Close()
+		}
+		return err
+	}
+	for _, pc := range cfg.Pools {
+		pr, reused, err := s.buildPool(old, pc)
+		if err != nil {
+			return fail(fmt.Errorf("pool %s: %w", pc.Name, err))
+		}
+		if !reused {
+			fresh = append(fresh, pr)
+		}
+		next.pools[pc.Name] = pr
+		next.ordered = append(next.ordered, pr.pool)
+	}
+	next.reporter = passiveReporter(make(map[string]*health.Passive, len(next.pools)))
+	for name, pr := range next.pools {
+		if pr.passive != nil {
+			next.reporter[name] = pr.passive
+		}
+	}
+
+	// Data planes take the new tables last: if one refuses, nothing above
+	// has been started and the fresh pools are simply dropped.
+	pools := make(map[string]*upstream.Pool, len(next.pools))
+	for n, pr := range next.pools {
+		pools[n] = pr.pool
+	}
+	if cfg.L7 != nil || s.l7 != nil {
+		l7cfg := cfg.L7
+		if l7cfg == nil {
+			l7cfg = &config.L7{}
+		}
+		if s.l7 == nil {
+			s.l7 = l7.NewServer(l7.Options{Logger: s.log.With("role", "l7"), Passive: reporterRef{s}})
+		}
+		if err := s.l7.Apply(l7cfg, pools); err != nil {
+			return fail(fmt.Errorf("l7: %w", err))
+		}
+	}
+	if err := s.applyAdmin(cfg.Admin); err != nil {
+		return fail(err)
+	}
+
+	s.gen.Store(next)
+	for _, pr := range fresh {
+		s.startMonitor(pr)
+	}
+	if old != nil {
+		for name, pr := range old.pools {
+			if next.pools[name] != pr {
+				s.stopPool(pr)
+			}
+		}
+	}
+	return nil
+}
+
+// buildPool reuses the old generation's pool of the same name when its
+// algorithm, slow start and health check are unchanged (only backends
+// differ, which Update applies in place); otherwise it builds a new one.
+func (s *Supervisor) buildPool(old *generation, pc config.Pool) (*poolRuntime, bool, error) {
+	specs, err := specsOf(pc)
+	if err != nil {
+		return nil, false, err
+	}
+	if old != nil {
+		if pr := old.pools[pc.Name]; pr != nil && samePoolShape(pr.cfg, pc) {
+			if err := pr.pool.Update(specs); err != nil {
+				return nil, false, err
+			}
+			pr.cfg = pc
+			return pr, true, nil
+		}
+	}
+	b, err := balance.Builder(pc.LB, balance.Options{})
+	if err != nil {
+		return nil, false, err
+	}
+	pool := upstream.NewPool(pc.Name, upstream.Options{Builder: b, SlowStart: pc.SlowStart.D()})
+	if err := pool.Update(specs); err != nil {
+		return nil, false, err
+	}
+	pr := &poolRuntime{cfg: pc, pool: pool}
+	if pc.Health != nil {
+		chk, err := health.New(pc.Health)
+		if err != nil {
+			pool.Close()
+			return nil, false, err
+		}
+		pr.monitor = health.NewMonitor(pool, chk, health.MonitorOptions{
+			Interval: pc.Health.Interval.D(),
+			Timeout:  pc.Health.Timeout.D(),
+			Jitter:   pc.Health.Jitter.D(),
+			Rise:     pc.Health.Rise,
+			Fall:     pc.Health.Fall,
+			Logger:   s.log.With("pool", pc.Name),
+		})
+	}
+	if pc.Passive != nil && pc.Passive.MaxFails != nil && *pc.Passive.MaxFails > 0 {
+		pr.passive = health.NewPassive(pool, health.PassiveOptions{
+			MaxFails:     *pc.Passive.MaxFails,
+			BaseEjection: pc.Passive.BaseEjection.D(),
+			MaxEjection:  pc.Passive.MaxEjection.D(),
+		})
+	}
+	return pr, false, nil
+}
+
+func samePoolShape(a, b config.Pool) bool {
+	return a.LB == b.LB && a.SlowStart == b.SlowStart &&
+		reflect.DeepEqual(a.Health, b.Health) && reflect.DeepEqual(a.Passive, b.Passive)
+}
+
+func specsOf(pc config.Pool) ([]upstream.Spec, error) {
+	specs := make([]upstream.Spec, 0, len(pc.Backends))
+	for _, bc := range pc.Backends {
+		st, err := upstream.ParseState(bc.State)
+		if err != nil {
+			return nil, err
+		}
+		w := 1
+		if bc.Weight != nil {
+			w = *bc.Weight
+		}
+		specs = append(specs, upstream.Spec{Name: bc.Name, Addr: bc.Address, Weight: w, Zone: bc.Zone, Tags: bc.Tags, State: st})
+	}
+	return specs, nil
+}
+
+func (s *Supervisor) startMonitor(pr *poolRuntime) {
+	if pr.monitor == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr.stop, pr.done = cancel, make(chan struct{})
+	go func() {
+		defer close(pr.done)
+		pr.monitor.Run(ctx)
+	}()
+}
+
+func (s *Supervisor) stopPool(pr *poolRuntime) {
+	if pr.stop != nil {
+		pr.stop()
+		<-pr.done
+	}
+	pr.pool.Close()
+}
+
+// applyAdmin starts the admin listener, or moves it when its config
+// changed: the new one binds before the old one closes.
+func (s *Supervisor) applyAdmin(ac config.Admin) error {
+	if s.admin != nil && reflect.DeepEqual(ac, s.adminCf) {
+		return nil
+	}
+	var next *admin.Server
+	if ac.Listen != "off" {
+		token, err := adminToken(ac)
+		if err != nil {
+			return err
+		}
+		next, err = admin.New(admin.Options{
+			Listen:   ac.Listen,
+			Token:    token,
+			Pprof:    ac.Pprof == nil || *ac.Pprof,
+			Source:   s,
+			Registry: s.reg,
+			Version:  s.opts.Version,
+			Logger:   s.log.With("role", "admin"),
+		})
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		if s.admin != nil && sameListen(s.adminCf.Listen, ac.Listen) {
+			// Same address: the old listener must let go first.
+			s.shutdownAdmin()
+		}
+		if err := next.Start(); err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		s.log.Info("admin listening", "addr", next.Addr().String())
+	}
+	s.shutdownAdmin()
+	s.admin, s.adminCf = next, ac
+	return nil
+}
+
+func sameListen(a, b string) bool { return a == b }
+
+func (s *Supervisor) shutdownAdmin() {
+	if s.admin == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.admin.Shutdown(ctx); err != nil {
+		s.log.Warn("admin shutdown", "err", err)
+	}
+	s.admin = nil
+}
+
+func adminToken(ac config.Admin) (string, error) {
+	if ac.TokenFile == "" {
+		return ac.Token, nil
+	}
+	b, err := os.ReadFile(ac.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("admin token_file: %w", err)
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	tok := string(bytes.TrimSpace(line))
+	if tok == "" {
+		return "", fmt.Errorf("admin token_file %s is empty", ac.TokenFile)
+	}
+	return tok, nil
+}
+
+// watch reloads when the config file changes. It watches the directory,
+// not the file, because editors and config managers replace files by
+// renaming a new one over the old, which ends a watch on the file itself.
+func (s *Supervisor) watch() error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	path, err := filepath.Abs(s.opts.Source.Path)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		w.Close()
+		return err
+	}
+	s.watcher = w
+	go func() {
+		// A save is often several events (truncate, write, rename); wait
+		// for them to settle before reading the file.
+		const settle = 200 * time.Millisecond
+		var t *time.Timer
+		for {
+			select {
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Clean(ev.Name) != path || ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) == 0 {
+					continue
+				}
+				if t == nil {
+					t = time.AfterFunc(settle, func() { _ = s.Reload() })
+				} else {
+					t.Reset(settle)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				s.log.Warn("config watch", "err", err)
+			}
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops accepting, lets in-flight work finish until ctx ends and
+// stops every monitor. It returns the data planes' error if ctx ran out.
+func (s *Supervisor) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watcher != nil {
+		s.watcher.Close()
+	}
+	var errs []error
+	if s.l7 != nil {
+		if err := s.l7.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("l7: %w", err))
+		}
+	}
+	if g := s.gen.Load(); g != nil {
+		for _, pr := range g.pools {
+			s.stopPool(pr)
+		}
+	}
+	s.shutdownAdmin()
+	return errors.Join(errs...)
+}
+
+// passiveReporter sends a data plane's outcome to the passive ejector of
+// the backend's pool. It is immutable once built, so data planes read it
+// without a lock.
+type passiveReporter map[string]*health.Passive
+
+// reporterRef finds the current generation's reporter on every call, so
+// the data plane keeps one Reporter across reloads.
+type reporterRef struct{ s *Supervisor }
+
+func (r reporterRef) Success(b *upstream.Backend) {
+	if g := r.s.gen.Load(); g != nil {
+		if p := g.reporter[b.Pool]; p != nil {
+			p.Success(b)
+		}
+	}
+}
+
+func (r reporterRef) Failure(b *upstream.Backend) {
+	if g := r.s.gen.Load(); g != nil {
+		if p := g.reporter[b.Pool]; p != nil {
+			p.Failure(b)
+		}
+	}
+}
