@@ -24,6 +24,11 @@ type Config struct {
 	Pools []Pool `yaml:"pools"`
 	// L7 is the HTTP load balancer role.
 	L7 *L7 `yaml:"l7"`
+
+	// pos records where each field was written, so that defaults can tell
+	// an explicit zero from an absent field and errors can cite lines. It
+	// is unexported so it stays out of the schema, YAML and JSON.
+	pos *Positions
 }
 
 // Admin configures the admin listener.
