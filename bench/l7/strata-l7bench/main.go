@@ -1,0 +1,70 @@
+// Command strata-l7bench runs internal/l7 with one static pool, for the
+// side-by-side benchmark in bench/l7/run.sh. It exists until cmd/strata
+// can be driven the same way.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only when -pprof is given
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/strata-lb/strata/internal/balance"
+	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/l7"
+	"github.com/strata-lb/strata/internal/upstream"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8080", "proxy listen address")
+	backends := flag.String("backends", "", "comma-separated backend host:port list")
+	lb := flag.String("lb", "rr", "load-balancing algorithm")
+	pprof := flag.String("pprof", "", "serve net/http/pprof on this address")
+	flag.Parse()
+	if err := run(*listen, *backends, *lb, *pprof); err != nil {
+		fmt.Fprintln(os.Stderr, "strata-l7bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(listen, backends, lb, pprof string) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	builder, err := balance.Builder(lb, balance.Options{})
+	if err != nil {
+		return err
+	}
+	pool := upstream.NewPool("bench", upstream.Options{Builder: builder})
+	var specs []upstream.Spec
+	for _, a := range strings.Split(backends, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			specs = append(specs, upstream.Spec{Addr: a, Weight: 1})
+		}
+	}
+	if len(specs) == 0 {
+		return fmt.Errorf("no backends given (-backends host:port,...)")
+	}
+	if err := pool.Update(specs); err != nil {
+		return err
+	}
+	if pprof != "" {
+		go func() { log.Warn("pprof", "err", http.ListenAndServe(pprof, nil)) }()
+	}
+	srv := l7.NewServer(l7.Options{Logger: log})
+	cfg := &config.L7{Listeners: []config.Listener{{Name: "bench", Listen: listen, Routes: []config.Route{{Pool: "bench"}}}}}
+	if err := srv.Apply(cfg, map[string]*upstream.Pool{"bench": pool}); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

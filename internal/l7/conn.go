@@ -1,0 +1,305 @@
+package l7
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// upConn is one connection to a backend. It belongs to the request that
+// holds it, or to its pool while idle; never to both.
+type upConn struct {
+	nc  net.Conn
+	raw syscall.RawConn // for the liveness probe; nil if unsupported
+	cp  *connPool
+
+	br *bufio.Reader // attached while in use, pooled while idle
+	bw *bufio.Writer
+
+	// deadline is the read/write deadline last set on nc; it is moved
+	// forward only when half of the timeout has been used, which keeps a
+	// timer update off almost every request.
+	deadline time.Time
+	idleAt   time.Time
+	reused   bool
+}
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func (c *upConn) attach() {
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(c.nc)
+}
+
+func (c *upConn) detach() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
+}
+
+// close closes the connection and returns its buffers.
+func (c *upConn) close() {
+	c.detach()
+	c.nc.Close()
+}
+
+// extendDeadline makes sure at least half of timeout is left before the
+// connection's deadline. Under load this sets a deadline once per
+// timeout/2 per connection instead of once per request; the price is that
+// a stalled backend is cut off after between timeout/2 and timeout.
+func (c *upConn) extendDeadline(now time.Time, timeout time.Duration) {
+	if c.deadline.Sub(now) >= timeout/2 {
+		return
+	}
+	c.deadline = now.Add(timeout)
+	c.nc.SetDeadline(c.deadline)
+}
+
+// alive probes an idle connection without blocking: a backend that closed
+// it has left an EOF (or unexpected bytes) in the socket. Requests that
+// cannot be retried use it before sending, so that the common keep-alive
+// race costs them nothing.
+func (c *upConn) alive() bool {
+	if c.raw == nil {
+		return true
+	}
+	ok := true
+	var buf [1]byte
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// EAGAIN means nothing to read: the connection is idle and open.
+		// Anything else, data or EOF or an error, means it is unusable.
+		ok = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		return true
+	})
+	return ok && err == nil
+}
+
+// connPool is the set of idle connections to one backend address. The
+// critical section is a slice push or pop, so a mutex is cheaper here than
+// any lock-free list and keeps LIFO order, which reuses warm connections
+// and lets the cold ones time out.
+type connPool struct {
+	addr    string
+	max     int
+	mu      sync.Mutex
+	idle    []*upConn
+	closed  bool
+	lastPut time.Time // the reaper forgets pools unused for long
+}
+
+// get pops the most recently used idle connection that is not too old.
+func (p *connPool) get(now time.Time, maxIdle time.Duration) *upConn {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		if now.Sub(c.idleAt) < maxIdle {
+			c.reused = true
+			return c
+		}
+		c.nc.Close()
+	}
+}
+
+// put returns a connection whose last response was fully read. It closes
+// the connection instead when the pool is full or closed.
+func (p *connPool) put(c *upConn, now time.Time) {
+	c.detach()
+	c.idleAt = now
+	p.mu.Lock()
+	p.lastPut = now
+	if p.closed || len(p.idle) >= p.max {
+		p.mu.Unlock()
+		c.nc.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// reap closes idle connections older than maxIdle. Connections are in LIFO
+// order, so the old ones are at the front.
+func (p *connPool) reap(now time.Time, maxIdle time.Duration) (unused bool) {
+	p.mu.Lock()
+	i := 0
+	for i < len(p.idle) && now.Sub(p.idle[i].idleAt) >= maxIdle {
+		i++
+	}
+	old := make([]*upConn, i)
+	copy(old, p.idle[:i])
+	p.idle = append(p.idle[:0], p.idle[i:]...)
+	clear(p.idle[len(p.idle):cap(p.idle)])
+	if len(p.idle) == 0 && now.Sub(p.lastPut) >= maxIdle {
+		// A request still holding this pool closes its connection
+		// instead of putting it back here, so nothing can leak.
+		p.closed = true
+		unused = true
+	}
+	p.mu.Unlock()
+	for _, c := range old {
+		c.nc.Close()
+	}
+	return unused
+}
+
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
+	}
+}
+
+// transport holds the connection pools of every backend address, in a map
+// that is copied on write so that the request path reads it with one
+// atomic load and no lock.
+type transport struct {
+	dialer      net.Dialer
+	maxIdle     int
+	idleTimeout time.Duration
+	ioTimeout   time.Duration
+
+	pools atomic.Pointer[map[string]*connPool]
+	mu    sync.Mutex // serialises writers of pools
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func newTransport(o *Options) *transport {
+	t := &transport{
+		dialer:      net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second},
+		maxIdle:     o.MaxIdlePerBackend,
+		idleTimeout: o.UpstreamIdleTimeout,
+		ioTimeout:   o.UpstreamTimeout,
+		done:        make(chan struct{}),
+	}
+	m := map[string]*connPool{}
+	t.pools.Store(&m)
+	t.wg.Add(1)
+	go t.reaper()
+	return t
+}
+
+func (t *transport) pool(addr string) *connPool {
+	if p := (*t.pools.Load())[addr]; p != nil {
+		return p
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.pools.Load()
+	if p := old[addr]; p != nil {
+		return p
+	}
+	// A pool the reaper closed is replaced here: the reaper removes it from
+	// the map right after closing it, so a request that finds it missing
+	// builds a fresh one.
+	p := &connPool{addr: addr, max: t.maxIdle, lastPut: time.Now()}
+	select {
+	case <-t.done:
+		p.closed = true // after close, connections are never kept
+	default:
+	}
+	m := make(map[string]*connPool, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[addr] = p
+	t.pools.Store(&m)
+	return p
+}
+
+// dial opens a new connection to addr.
+func (t *transport) dial(ctx context.Context, cp *connPool) (*upConn, error) {
+	nc, err := t.dialer.DialContext(ctx, "tcp", cp.addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &upConn{nc: nc, cp: cp}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	return c, nil
+}
+
+// reaper closes connections idle for longer than idleTimeout, so that a
+// backend that left the pools does not keep sockets open, and forgets pools
+// that have been idle and unused for as long.
+func (t *transport) reaper() {
+	defer t.wg.Done()
+	tick := time.NewTicker(t.idleTimeout / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case now := <-tick.C:
+			var unused []string
+			for addr, p := range *t.pools.Load() {
+				if p.reap(now, t.idleTimeout) {
+					unused = append(unused, addr)
+				}
+			}
+			if len(unused) > 0 {
+				t.forget(unused)
+			}
+		}
+	}
+}
+
+func (t *transport) forget(addrs []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.pools.Load()
+	m := make(map[string]*connPool, len(old))
+	for k, v := range old {
+		m[k] = v
+	}
+	for _, a := range addrs {
+		delete(m, a)
+	}
+	t.pools.Store(&m)
+}
+
+// close stops the reaper and closes every idle connection; connections in
+// use are closed by their requests when they finish.
+func (t *transport) close() {
+	t.mu.Lock()
+	select {
+	case <-t.done:
+	default:
+		close(t.done)
+	}
+	pools := *t.pools.Load()
+	t.mu.Unlock()
+	for _, p := range pools {
+		p.closeAll()
+	}
+	t.wg.Wait()
+}

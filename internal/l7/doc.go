@@ -1,0 +1,19 @@
+// Package l7 is strata's HTTP/1.1 load balancer: listeners with ordered
+// host and path routes, each sending to a backend pool through the pool's
+// picker.
+//
+// The client side is net/http's server, for its careful parsing and
+// limits. The backend side is not net/http's Transport: a request is
+// forwarded on the handler's own goroutine over a pooled keep-alive
+// connection, its head written directly and the response head parsed in
+// place (see head.go), with the body copied straight to the
+// ResponseWriter. That removes the Transport's two goroutines and channel
+// hand-offs per connection and most of its allocations, which is where a
+// plain httputil.ReverseProxy spends its time.
+//
+// Retries: a connect error is retried once on another backend for
+// idempotent methods; a pooled connection the backend had already closed
+// is retried on a fresh connection when the request can be replayed, and
+// is probed before use when it cannot. Upgrade requests (WebSocket) are
+// answered 501 for now.
+package l7

@@ -1,0 +1,269 @@
+package l7
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/upstream"
+)
+
+// Reporter receives the outcome of each attempt for passive ejection.
+type Reporter interface {
+	Success(b *upstream.Backend)
+	Failure(b *upstream.Backend)
+}
+
+// Options configure a Server. Zero values take the defaults given.
+type Options struct {
+	Logger *slog.Logger
+	// Passive, when not nil, is told the outcome of every attempt.
+	Passive Reporter
+
+	// DialTimeout bounds connecting to a backend (default 5s).
+	DialTimeout time.Duration
+	// UpstreamTimeout bounds how long a backend may stay silent while a
+	// request is sent or its response read (default 60s, nginx's
+	// proxy_read_timeout). It is enforced coarsely: a stalled backend is
+	// cut off after between half of it and all of it.
+	UpstreamTimeout time.Duration
+	// MaxIdlePerBackend is how many idle keep-alive connections are kept
+	// per backend address (default 256; Go's Transport keeps 2, which
+	// under load means a new connection per request).
+	MaxIdlePerBackend int
+	// UpstreamIdleTimeout closes backend connections idle this long
+	// (default 50s, below the 60s or more most servers keep them).
+	UpstreamIdleTimeout time.Duration
+	// DrainTimeout bounds how long a listener removed by Apply waits for
+	// its in-flight requests (default 30s).
+	DrainTimeout time.Duration
+}
+
+// Client-side limits of every listener.
+const (
+	readHeaderTimeout = 10 * time.Second
+	maxRequestHeader  = 64 << 10
+	clientIdleTimeout = 60 * time.Second
+)
+
+// Server is the HTTP/1.1 load balancer: listeners, their routing tables and
+// one upstream transport shared by all of them.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	tr   *transport
+
+	mu        sync.Mutex // serialises Apply and Shutdown
+	listeners map[string]*listener
+	draining  sync.WaitGroup
+	shutdown  atomic.Bool
+	// base parents the drains of removed listeners; Shutdown cancels it
+	// when its own deadline passes so that nothing outlives it.
+	base       context.Context
+	cancelBase context.CancelFunc
+}
+
+// listener is one open socket, its http.Server and its current table.
+type listener struct {
+	name  string
+	ln    net.Listener
+	srv   *http.Server
+	table atomic.Pointer[routeTable]
+	done  chan struct{} // closed when Serve has returned
+}
+
+// NewServer makes a Server with no listeners; Apply opens them.
+func NewServer(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = 60 * time.Second
+	}
+	if opts.MaxIdlePerBackend <= 0 {
+		opts.MaxIdlePerBackend = 256
+	}
+	if opts.UpstreamIdleTimeout <= 0 {
+		opts.UpstreamIdleTimeout = 50 * time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	base, cancel := context.WithCancel(context.Background())
+	return &Server{
+		base:       base,
+		cancelBase: cancel,
+		opts:       opts,
+		log:        opts.Logger.With("role", "l7"),
+		tr:         newTransport(&opts),
+		listeners:  map[string]*listener{},
+	}
+}
+
+// Apply builds routing tables from cfg and pools (pools by name),
+// validates, then swaps them in atomically; it opens listeners that are new
+// and gracefully closes listeners no longer configured. In-flight requests
+// and open connections on kept listeners are unaffected. A failed Apply
+// changes nothing. Listeners are identified by their listen address.
+func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
+	if cfg == nil {
+		cfg = &config.L7{}
+	}
+	tables := make(map[string]*routeTable, len(cfg.Listeners))
+	names := make(map[string]string, len(cfg.Listeners))
+	for i := range cfg.Listeners {
+		lc := &cfg.Listeners[i]
+		if lc.Listen == "" {
+			return fmt.Errorf("applying l7 config: listener %d (%q): empty listen address", i+1, lc.Name)
+		}
+		if _, dup := tables[lc.Listen]; dup {
+			return fmt.Errorf("applying l7 config: listen address %s used by two listeners", lc.Listen)
+		}
+		t, err := buildTable(lc, pools)
+		if err != nil {
+			return fmt.Errorf("applying l7 config: %w", err)
+		}
+		tables[lc.Listen] = t
+		names[lc.Listen] = listenerName(lc)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return errors.New("applying l7 config: server is shut down")
+	}
+	// Open every new socket before touching anything, so that a port in
+	// use fails the whole Apply and leaves the running config alone.
+	opened := map[string]*listener{}
+	for addr := range tables {
+		if _, ok := s.listeners[addr]; ok {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range opened {
+				l.ln.Close()
+			}
+			return fmt.Errorf("applying l7 config: listening on %s: %w", addr, err)
+		}
+		opened[addr] = &listener{name: names[addr], ln: ln, done: make(chan struct{})}
+	}
+
+	for addr, t := range tables {
+		if l, ok := s.listeners[addr]; ok {
+			l.name = names[addr]
+			l.table.Store(t)
+		}
+	}
+	for addr, l := range opened {
+		l.table.Store(tables[addr])
+		l.srv = s.newHTTPServer(l)
+		s.listeners[addr] = l
+		go s.serve(l)
+		s.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
+	}
+	for addr, l := range s.listeners {
+		if _, keep := tables[addr]; keep {
+			continue
+		}
+		delete(s.listeners, addr)
+		s.draining.Add(1)
+		go func() {
+			defer s.draining.Done()
+			ctx, cancel := context.WithTimeout(s.base, s.opts.DrainTimeout)
+			defer cancel()
+			s.closeListener(ctx, l)
+			s.log.Info("closed listener", "listener", l.name, "addr", l.ln.Addr().String())
+		}()
+	}
+	return nil
+}
+
+func (s *Server) newHTTPServer(l *listener) *http.Server {
+	return &http.Server{
+		Handler:           handler{s: s, ln: l},
+		ReadHeaderTimeout: readHeaderTimeout,
+		MaxHeaderBytes:    maxRequestHeader,
+		IdleTimeout:       clientIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (s *Server) serve(l *listener) {
+	defer close(l.done)
+	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Error("serving", "listener", l.name, "err", err)
+	}
+}
+
+// closeListener stops accepting, waits for in-flight requests until ctx
+// ends, then cuts whatever is left.
+func (s *Server) closeListener(ctx context.Context, l *listener) error {
+	err := l.srv.Shutdown(ctx)
+	if err != nil {
+		l.srv.Close()
+	}
+	<-l.done
+	return err
+}
+
+// Addrs returns the bound addresses of the listeners, sorted by nothing in
+// particular; tests that listen on :0 read their ports here.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		out = append(out, l.ln.Addr())
+	}
+	return out
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// closes idle keep-alive connections on both sides. Requests still running
+// when ctx ends are cut off and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown.Store(true)
+	ls := make([]*listener, 0, len(s.listeners))
+	for addr, l := range s.listeners {
+		ls = append(ls, l)
+		delete(s.listeners, addr)
+	}
+	s.mu.Unlock()
+
+	errs := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() { errs <- s.closeListener(ctx, l) }()
+	}
+	var first error
+	for range ls {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	drained := make(chan struct{})
+	go func() { s.draining.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		if first == nil {
+			first = ctx.Err()
+		}
+		s.cancelBase()
+		<-drained
+	}
+	s.cancelBase()
+	s.tr.close()
+	return first
+}
