@@ -2,7 +2,9 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -60,8 +62,12 @@ func (d DNS) Check(ctx context.Context, addr string) error {
 	defer stop()
 	r, _, err := c.ExchangeWithConnContext(ctx, m, conn)
 	if err != nil {
+		// The socket's deadline is the context's, and either may be seen
+		// first: report both the same way.
 		if ctx.Err() != nil {
 			err = ctx.Err()
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = context.DeadlineExceeded
 		}
 		return fmt.Errorf("dns check %s %s: %w", d.name, dns.TypeToString[d.qtype], err)
 	}

@@ -61,7 +61,7 @@ func TestDNS(t *testing.T) {
 		{desc: "servfail fails", name: "other.test", qtype: "A", addr: srv, wantErr: "rcode SERVFAIL"},
 		{desc: "refused port fails", name: "ok.test", addr: closed, wantErr: "connection refused"},
 		{desc: "silent server times out", name: "ok.test", addr: silent, timeout: 100 * time.Millisecond,
-			wantErr: "timeout"},
+			wantErr: "context deadline exceeded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {

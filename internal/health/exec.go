@@ -58,14 +58,18 @@ func (e Exec) Check(ctx context.Context, addr string) error {
 
 // limitedBuffer keeps the first max bytes written to it and drops the rest
 // without failing the writer, so a chatty command is not killed by SIGPIPE.
+// It holds its buffer in a field rather than embedding it: an embedded
+// bytes.Buffer would lend its ReadFrom to io.Copy and bypass the limit.
 type limitedBuffer struct {
-	bytes.Buffer
+	buf bytes.Buffer
 	max int
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
+
+func (b *limitedBuffer) String() string { return b.buf.String() }
