@@ -194,6 +194,9 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 			d.errorf(n.Line, path, "expected a list, got %s", describe(n))
 			return
 		}
+		if len(n.Content) == 0 {
+			return // "[]" is the same as leaving the list out: nil
+		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
@@ -313,6 +316,9 @@ func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 	if v.Type().Key().Kind() != reflect.String {
 		d.errorf(n.Line, path, "internal error: cannot decode into %s", v.Type())
 		return
+	}
+	if len(n.Content) == 0 {
+		return // "{}" is the same as leaving the map out: nil
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
 	d.keys(n, path, func(key string, k, val *yaml.Node) {
