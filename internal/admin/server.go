@@ -269,19 +269,43 @@ func (s *Server) routes() http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 	})})
 	if s.opts.Pprof {
-		route("/debug/pprof/", get(pprof.Index))
-		route("/debug/pprof/cmdline", get(pprof.Cmdline))
-		route("/debug/pprof/profile", get(pprof.Profile))
-		route("/debug/pprof/trace", get(pprof.Trace))
-		route("/debug/pprof/symbol", map[string]http.Handler{
-			http.MethodGet:  http.HandlerFunc(pprof.Symbol),
-			http.MethodPost: http.HandlerFunc(pprof.Symbol),
-		})
+		// One handler for the subtree: the mux refuses a method-less
+		// fallback for /debug/pprof/cmdline next to "GET /debug/pprof/".
+		mux.HandleFunc("/debug/pprof/", servePprof)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
 	return mux
+}
+
+// servePprof dispatches the pprof subtree the way net/http/pprof's own
+// registration does, with this package's method checks and errors.
+func servePprof(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/debug/pprof/")
+	allow := []string{http.MethodGet, http.MethodHead}
+	if name == "symbol" {
+		allow = append(allow, http.MethodPost)
+	}
+	if !slices.Contains(allow, r.Method) {
+		a := strings.Join(allow, ", ")
+		w.Header().Set("Allow", a)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, a))
+		return
+	}
+	switch name {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		// The index, and every named profile (heap, goroutine …).
+		pprof.Index(w, r)
+	}
 }
 
 // errorBody is the shape of every error the API returns.

@@ -38,9 +38,10 @@ type BackendStatus struct {
 	Zone    string            `json:"zone,omitempty"`
 	Tags    map[string]string `json:"tags,omitempty"`
 	// State is the administrative state: up, down, draining, maintenance.
-	State   upstream.State `json:"state"`
-	Healthy bool           `json:"healthy"`
-	Ejected bool           `json:"ejected"`
+	// It is a string, not an upstream.State, so that clients can decode it.
+	State   string `json:"state"`
+	Healthy bool   `json:"healthy"`
+	Ejected bool   `json:"ejected"`
 	// Available is true when the backend takes new traffic.
 	Available       bool `json:"available"`
 	Weight          int  `json:"weight"`
@@ -133,7 +134,7 @@ func (s *Server) backendStatus(b *upstream.Backend) BackendStatus {
 		Address:         b.Addr,
 		Zone:            b.Zone,
 		Tags:            b.Tags,
-		State:           b.State,
+		State:           b.State.String(),
 		Healthy:         b.Healthy,
 		Ejected:         b.Ejected,
 		Available:       b.Available(),
