@@ -3,6 +3,7 @@
 package health
 
 import (
+	"os"
 	"os/exec"
 	"syscall"
 )
@@ -12,6 +13,12 @@ import (
 func killGroupOnCancel(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if err == syscall.ESRCH {
+			// The group finished on its own as the deadline came; Wait
+			// must report how it exited, not that it could not be killed.
+			return os.ErrProcessDone
+		}
+		return err
 	}
 }

@@ -58,6 +58,9 @@ type MonitorOptions struct {
 // MonitorOptionsFrom reads the timing and thresholds of hc, with the
 // defaults documented on config.HealthCheck for fields left zero.
 func MonitorOptionsFrom(hc *config.HealthCheck) MonitorOptions {
+	if hc == nil {
+		hc = &config.HealthCheck{}
+	}
 	o := MonitorOptions{
 		Interval: hc.Interval.D(),
 		Timeout:  hc.Timeout.D(),
@@ -86,7 +89,7 @@ type CheckStatus struct {
 	// LastCheck is when the last check started; zero before the first.
 	LastCheck time.Time `json:"last_check"`
 	// LastDuration is how long the last check took.
-	LastDuration time.Duration `json:"last_duration"`
+	LastDuration time.Duration `json:"last_duration_ns"`
 	// LastOK is the result of the last check.
 	LastOK bool `json:"last_ok"`
 	// LastError is the last check's error; empty when it passed.

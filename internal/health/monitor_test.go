@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -293,4 +294,28 @@ func TestMonitorRealClock(t *testing.T) {
 	}
 	defer l.Close()
 	waitFor(t, "the pool to mark the backend up", func() bool { return pool.Snapshot().Lookup(addr).Healthy })
+}
+
+func TestMonitorOptionsFrom(t *testing.T) {
+	j := config.Duration(0)
+	tests := []struct {
+		desc       string
+		hc         *config.HealthCheck
+		wantInt    time.Duration
+		wantJitter time.Duration
+	}{
+		{desc: "nil takes the defaults", hc: nil, wantInt: 5 * time.Second, wantJitter: 500 * time.Millisecond},
+		{desc: "jitter defaults to a tenth of the interval", hc: &config.HealthCheck{Interval: config.Duration(time.Second)},
+			wantInt: time.Second, wantJitter: 100 * time.Millisecond},
+		{desc: "explicit zero jitter is kept", hc: &config.HealthCheck{Interval: config.Duration(time.Second), Jitter: &j},
+			wantInt: time.Second, wantJitter: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			o := MonitorOptionsFrom(tt.hc)
+			if o.Interval != tt.wantInt || o.Jitter != tt.wantJitter {
+				t.Fatalf("interval %v jitter %v, want %v and %v", o.Interval, o.Jitter, tt.wantInt, tt.wantJitter)
+			}
+		})
+	}
 }
