@@ -142,11 +142,32 @@ func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
 	if s.shutdown.Load() {
 		return errors.New("applying l7 config: server is shut down")
 	}
+	// A configured address names a running listener when it is the same
+	// text, or when it is the address that listener is bound to (a
+	// listener opened on port 0, then configured by its real port).
+	kept := make(map[string]*listener, len(tables))
+	claimed := map[*listener]bool{}
+	for addr := range tables {
+		if l, ok := s.listeners[addr]; ok {
+			kept[addr], claimed[l] = l, true
+		}
+	}
+	for addr := range tables {
+		if kept[addr] != nil {
+			continue
+		}
+		for _, l := range s.listeners {
+			if !claimed[l] && l.ln.Addr().String() == addr {
+				kept[addr], claimed[l] = l, true
+				break
+			}
+		}
+	}
 	// Open every new socket before touching anything, so that a port in
 	// use fails the whole Apply and leaves the running config alone.
 	opened := map[string]*listener{}
 	for addr := range tables {
-		if _, ok := s.listeners[addr]; ok {
+		if kept[addr] != nil {
 			continue
 		}
 		ln, err := net.Listen("tcp", addr)
@@ -159,24 +180,23 @@ func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
 		opened[addr] = &listener{name: names[addr], ln: ln, done: make(chan struct{})}
 	}
 
-	for addr, t := range tables {
-		if l, ok := s.listeners[addr]; ok {
-			l.name = names[addr]
-			l.table.Store(t)
-		}
+	next := make(map[string]*listener, len(tables))
+	for addr, l := range kept {
+		l.name = names[addr]
+		l.table.Store(tables[addr])
+		next[addr] = l
 	}
 	for addr, l := range opened {
 		l.table.Store(tables[addr])
 		l.srv = s.newHTTPServer(l)
-		s.listeners[addr] = l
+		next[addr] = l
 		go s.serve(l)
 		s.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
 	}
-	for addr, l := range s.listeners {
-		if _, keep := tables[addr]; keep {
+	for _, l := range s.listeners {
+		if claimed[l] {
 			continue
 		}
-		delete(s.listeners, addr)
 		s.draining.Add(1)
 		go func() {
 			defer s.draining.Done()
@@ -186,6 +206,7 @@ func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
 			s.log.Info("closed listener", "listener", l.name, "addr", l.ln.Addr().String())
 		}()
 	}
+	s.listeners = next
 	return nil
 }
 
