@@ -55,6 +55,7 @@ type Log struct {
 
 // Pool is a named set of backends.
 type Pool struct {
+	// Name identifies the pool; routes refer to it. Required and unique.
 	Name string `yaml:"name"`
 	// LB is the load-balancing algorithm (default wrr, nginx's smooth
 	// weighted round robin).
@@ -149,11 +150,14 @@ type Passive struct {
 
 // L7 is the HTTP load balancer role.
 type L7 struct {
+	// Listeners are the HTTP sockets; at least one is required.
 	Listeners []Listener `yaml:"listeners"`
 }
 
 // Listener is one HTTP listening socket and its routes.
 type Listener struct {
+	// Name identifies the listener in logs and metrics (default: the
+	// listen address).
 	Name string `yaml:"name"`
 	// Listen is host:port.
 	Listen string `yaml:"listen"`
