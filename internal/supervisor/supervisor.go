@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -296,14 +297,9 @@ func (s *Supervisor) buildPool(old *generation, pc config.Pool) (*poolRuntime, b
 			pool.Close()
 			return nil, false, err
 		}
-		pr.monitor = health.NewMonitor(pool, chk, health.MonitorOptions{
-			Interval: pc.Health.Interval.D(),
-			Timeout:  pc.Health.Timeout.D(),
-			Jitter:   pc.Health.Jitter.D(),
-			Rise:     pc.Health.Rise,
-			Fall:     pc.Health.Fall,
-			Logger:   s.log.With("pool", pc.Name),
-		})
+		mo := health.MonitorOptionsFrom(pc.Health)
+		mo.Logger = s.log.With("pool", pc.Name)
+		pr.monitor = health.NewMonitor(pool, chk, mo)
 	}
 	if pc.Passive != nil && pc.Passive.MaxFails != nil && *pc.Passive.MaxFails > 0 {
 		pr.passive = health.NewPassive(pool, health.PassiveOptions{
@@ -394,7 +390,15 @@ func (s *Supervisor) applyAdmin(ac config.Admin) error {
 	return nil
 }
 
-func sameListen(a, b string) bool { return a == b }
+// sameListen reports whether two listen addresses may collide: the same
+// port on names that may resolve to the same interface (localhost and
+// 127.0.0.1, or a wildcard host) cannot both be bound, so the old listener
+// must let go before the new one binds.
+func sameListen(a, b string) bool {
+	_, pa, errA := net.SplitHostPort(a)
+	_, pb, errB := net.SplitHostPort(b)
+	return errA == nil && errB == nil && pa == pb && pa != "0"
+}
 
 func (s *Supervisor) shutdownAdmin() {
 	if s.admin == nil {
