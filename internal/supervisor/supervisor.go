@@ -302,11 +302,9 @@ func (s *Supervisor) buildPool(old *generation, pc config.Pool) (*poolRuntime, b
 		pr.monitor = health.NewMonitor(pool, chk, mo)
 	}
 	if pc.Passive != nil && pc.Passive.MaxFails != nil && *pc.Passive.MaxFails > 0 {
-		pr.passive = health.NewPassive(pool, health.PassiveOptions{
-			MaxFails:     *pc.Passive.MaxFails,
-			BaseEjection: pc.Passive.BaseEjection.D(),
-			MaxEjection:  pc.Passive.MaxEjection.D(),
-		})
+		po := health.PassiveOptionsFrom(pc.Passive)
+		po.Logger = s.log.With("pool", pc.Name)
+		pr.passive = health.NewPassive(pool, po)
 	}
 	return pr, false, nil
 }
