@@ -88,7 +88,8 @@ func (v *validator) log() {
 
 // addr checks that s is host:port with a numeric port in 1-65535 and
 // returns the host. A listen address may leave the host empty (every
-// interface); a backend address may not.
+// interface) and may ask for port 0 (any free port, which tests and
+// embedded uses read back from the listener); a backend address may not.
 func (v *validator) addr(path, s string, needHost bool) (string, bool) {
 	if s == "" {
 		v.errorf(path, "address is required (host:port)")
@@ -99,8 +100,12 @@ func (v *validator) addr(path, s string, needHost bool) (string, bool) {
 		v.errorf(path, "%q is not host:port", s)
 		return "", false
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		v.errorf(path, "%q: port must be a number from 1 to 65535", s)
+	lowest := 1
+	if !needHost {
+		lowest = 0
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < lowest || n > 65535 {
+		v.errorf(path, "%q: port must be a number from %d to 65535", s, lowest)
 		return "", false
 	}
 	if needHost && host == "" {
@@ -254,7 +259,9 @@ func (v *validator) l7(pools map[string]bool) {
 		l := &l7.Listeners[i]
 		lp := fmt.Sprintf("l7.listeners[%d]", i)
 		if _, ok := v.addr(lp+".listen", l.Listen, false); ok {
+			// Port 0 asks the kernel for a free port, so it never collides.
 			switch prev, dup := addrs[l.Listen]; {
+			case strings.HasSuffix(l.Listen, ":0"):
 			case dup:
 				v.errorf(lp+".listen", "%q is already used by another listener (line %d)", l.Listen, v.line(prev))
 			case l.Listen == v.c.Admin.Listen:

@@ -28,14 +28,14 @@ func TestValidateErrors(t *testing.T) {
 			want: `strata.yaml:2: admin.listen: "127.0.0.1" is not host:port`,
 		},
 		{
-			desc: "admin.listen with port 0",
-			in:   "admin:\n  listen: 127.0.0.1:0\n",
-			want: `strata.yaml:2: admin.listen: "127.0.0.1:0": port must be a number from 1 to 65535`,
+			desc: "backend address with port 0",
+			in:   "pools:\n  - name: app\n    backends:\n      - address: 127.0.0.1:0\n",
+			want: `strata.yaml:4: pools[0].backends[0].address: "127.0.0.1:0": port must be a number from 1 to 65535`,
 		},
 		{
 			desc: "admin.listen with a named port",
 			in:   "admin:\n  listen: localhost:http\n",
-			want: `strata.yaml:2: admin.listen: "localhost:http": port must be a number from 1 to 65535`,
+			want: `strata.yaml:2: admin.listen: "localhost:http": port must be a number from 0 to 65535`,
 		},
 		{
 			desc: "non-loopback admin.listen needs a token",
@@ -337,6 +337,7 @@ func TestValidateAccepts(t *testing.T) {
 		in   string
 	}{
 		{"admin off", "admin:\n  listen: \"off\"\n"},
+		{"listeners on port 0 (any free port)", "admin:\n  listen: 127.0.0.1:0\n" + pool + "l7:\n  listeners:\n    - name: a\n      listen: 127.0.0.1:0\n      routes:\n        - pool: web\n    - name: b\n      listen: 127.0.0.1:0\n      routes:\n        - pool: web\n"},
 		{"admin on IPv6 loopback", "admin:\n  listen: \"[::1]:9901\"\n"},
 		{"admin on localhost", "admin:\n  listen: localhost:9901\n"},
 		{"admin on 127.0.0.2", "admin:\n  listen: 127.0.0.2:9901\n"},
