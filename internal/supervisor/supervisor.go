@@ -241,7 +241,7 @@ func (s *Supervisor) apply(cfg *config.Config) error {
 			l7cfg = &config.L7{}
 		}
 		if s.l7 == nil {
-			s.l7 = l7.NewServer(l7.Options{Logger: s.log.With("role", "l7"), Passive: reporterRef{s}})
+			s.l7 = l7.NewServer(l7.Options{Logger: s.log, Passive: reporterRef{s}})
 		}
 		if err := s.l7.Apply(l7cfg, pools); err != nil {
 			return fail(fmt.Errorf("l7: %w", err))
