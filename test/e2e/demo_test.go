@@ -57,7 +57,7 @@ func TestDemoServes(t *testing.T) {
 	count := func(n int) map[string]int {
 		seen := map[string]int{}
 		for range n {
-			seen[strings.Fields(curl("http://"+listen+"/"))[2]]++
+			seen[strings.Fields(curl("http://" + listen + "/"))[2]]++
 		}
 		return seen
 	}
