@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/strata-lb/strata/internal/config"
@@ -21,16 +22,36 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-const usage = `strata — DNS, L4, L7 and registry load balancing in one binary.
+// command is one subcommand. Each role adds its own in a file of its own
+// (l7.go, dns.go …) with an init that calls addCommand.
+type command struct {
+	name, args, summary string
+	run                 func(args []string, stdout, stderr io.Writer) int
+}
 
-Usage:
-  strata run -c FILE        run every role the config file configures
-  strata validate -c FILE   check a config file and exit non-zero on errors
-  strata demo               run a self-contained demo on 127.0.0.1
-  strata version            print the version
+var commands []command
 
-Run 'strata COMMAND -h' for a command's flags.
-`
+func addCommand(c command) { commands = append(commands, c) }
+
+func init() {
+	addCommand(command{"run", "-c FILE", "run every role the config file configures", func(a []string, _, e io.Writer) int { return cmdRun(a, e) }})
+	addCommand(command{"validate", "-c FILE", "check a config file; exit 1 with file:line on errors", cmdValidate})
+	addCommand(command{"demo", "", "run a self-contained demo on 127.0.0.1", cmdDemo})
+	addCommand(command{"version", "", "print the version", func(_ []string, o, _ io.Writer) int {
+		fmt.Fprintf(o, "strata %s\n", version)
+		return 0
+	}})
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString("strata — DNS, L4, L7 and registry load balancing in one binary.\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-30s %s\n", strings.TrimSpace("strata "+c.name+" "+c.args), c.summary)
+	}
+	b.WriteString("\nRun 'strata COMMAND -h' for a command's flags.\n")
+	return b.String()
+}
 
 func main() {
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
@@ -39,24 +60,22 @@ func main() {
 // Main runs the command line and returns the exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	switch args[0] {
-	case "run":
-		return cmdRun(args[1:], stderr)
-	case "validate":
-		return cmdValidate(args[1:], stdout, stderr)
-	case "demo":
-		return cmdDemo(args[1:], stdout, stderr)
-	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "strata %s\n", version)
-		return 0
+	case "-version", "--version":
+		args[0] = "version"
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
 	}
-	fmt.Fprintf(stderr, "strata: unknown command %q\n\n%s", args[0], usage)
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "strata: unknown command %q\n\n%s", args[0], usage())
 	return 2
 }
 

@@ -31,7 +31,6 @@ import (
 	"github.com/strata-lb/strata/internal/balance"
 	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/internal/health"
-	"github.com/strata-lb/strata/internal/l7"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -70,7 +69,7 @@ type Supervisor struct {
 
 	mu      sync.Mutex // serialises Start, Reload and Shutdown
 	gen     atomic.Pointer[generation]
-	l7      *l7.Server
+	roles   map[string]Role
 	admin   *admin.Server
 	adminCf config.Admin
 	lastRaw []byte
@@ -110,9 +109,6 @@ func (s *Supervisor) Registry() *prometheus.Registry { return s.reg }
 
 // Config returns the config in force.
 func (s *Supervisor) Config() *config.Config { return s.gen.Load().cfg }
-
-// L7 returns the HTTP data plane (nil when no l7 section was ever loaded).
-func (s *Supervisor) L7() *l7.Server { return s.l7 }
 
 // Admin returns the admin listener (nil when off).
 func (s *Supervisor) Admin() *admin.Server { return s.admin }
@@ -229,28 +225,25 @@ func (s *Supervisor) apply(cfg *config.Config) error {
 		}
 	}
 
-	// Data planes take the new tables last: if one refuses, nothing above
-	// has been started and the fresh pools are simply dropped.
-	pools := make(map[string]*upstream.Pool, len(next.pools))
-	for n, pr := range next.pools {
-		pools[n] = pr.pool
-	}
-	if cfg.L7 != nil || s.l7 != nil {
-		l7cfg := cfg.L7
-		if l7cfg == nil {
-			l7cfg = &config.L7{}
-		}
-		if s.l7 == nil {
-			s.l7 = l7.NewServer(l7.Options{Logger: s.log, Passive: reporterRef{s}})
-		}
-		if err := s.l7.Apply(l7cfg, pools); err != nil {
-			return fail(fmt.Errorf("l7: %w", err))
-		}
-	}
 	if err := s.applyAdmin(cfg.Admin); err != nil {
 		return fail(err)
 	}
-
+	// Data planes take the new tables last. If one refuses, the roles that
+	// already took the new config get the old one back, reused pools get
+	// their old backends back, and fresh pools are dropped.
+	if err := s.applyRoles(old, next); err != nil {
+		if old != nil {
+			for name, pr := range next.pools {
+				if old.pools[name] == pr {
+					if specs, err := specsOf(old.cfgPool(name)); err == nil {
+						_ = pr.pool.Update(specs)
+					}
+					pr.cfg = old.cfgPool(name)
+				}
+			}
+		}
+		return fail(err)
+	}
 	s.gen.Store(next)
 	for _, pr := range fresh {
 		s.startMonitor(pr)
@@ -263,6 +256,60 @@ func (s *Supervisor) apply(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// applyRoles gives cfg to every role that is running or that cfg wants,
+// creating roles on first use. On an error it re-applies the old config to
+// the roles that took the new one, so the reload is all or nothing.
+func (s *Supervisor) applyRoles(old, next *generation) error {
+	if s.roles == nil {
+		s.roles = map[string]Role{}
+	}
+	env := s.env(next)
+	var done []Role
+	for _, k := range roleKinds {
+		r := s.roles[k.name]
+		if r == nil {
+			if !k.wanted(next.cfg) {
+				continue
+			}
+			var err error
+			if r, err = k.create(env); err != nil {
+				return fmt.Errorf("%s: %w", k.name, err)
+			}
+			s.roles[k.name] = r
+		}
+		if err := r.Apply(next.cfg, env); err != nil {
+			if old != nil {
+				oldEnv := s.env(old)
+				for _, d := range done {
+					if rerr := d.Apply(old.cfg, oldEnv); rerr != nil {
+						s.log.Error("restoring the old config after a failed reload", "err", rerr)
+					}
+				}
+			}
+			return fmt.Errorf("%s: %w", k.name, err)
+		}
+		done = append(done, r)
+	}
+	return nil
+}
+
+func (s *Supervisor) env(g *generation) Env {
+	pools := make(map[string]*upstream.Pool, len(g.pools))
+	for n, pr := range g.pools {
+		pools[n] = pr.pool
+	}
+	return Env{Pools: pools, Passive: reporterRef{s}, Logger: s.log, Registry: s.reg}
+}
+
+func (g *generation) cfgPool(name string) config.Pool {
+	for _, p := range g.cfg.Pools {
+		if p.Name == name {
+			return p
+		}
+	}
+	return config.Pool{}
 }
 
 // buildPool reuses the old generation's pool of the same name when its
@@ -482,12 +529,25 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	if s.watcher != nil {
 		s.watcher.Close()
 	}
-	var errs []error
-	if s.l7 != nil {
-		if err := s.l7.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("l7: %w", err))
-		}
+	// Roles stop together, so that their in-flight work shares one
+	// deadline rather than each role waiting for the one before it.
+	var (
+		errs []error
+		emu  sync.Mutex
+		wg   sync.WaitGroup
+	)
+	for name, r := range s.roles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Shutdown(ctx); err != nil {
+				emu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				emu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	if g := s.gen.Load(); g != nil {
 		for _, pr := range g.pools {
 			s.stopPool(pr)
