@@ -146,6 +146,9 @@ func (c *Config) ApplyDefaults() {
 			}
 		}
 	}
+	for _, f := range sectionDefaults {
+		f(c, absent)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

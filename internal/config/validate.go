@@ -31,6 +31,9 @@ func (c *Config) Validate() error {
 	}
 	pools := v.pools()
 	v.l7(pools)
+	for _, f := range sectionValidators {
+		f(v, pools)
+	}
 	return errors.Join(v.errs...)
 }
 
