@@ -59,11 +59,19 @@ func newMaglev(ready []*upstream.Backend, opts Options) upstream.Picker {
 				continue
 			}
 			credit[i] -= maxWeight
-			for table[pos[i]] != empty {
-				pos[i] = (pos[i] + skip[i]) % uint64(m)
+			// Walk the permutation to its next free slot. Since pos and
+			// skip are both below m, a subtraction replaces the modulo.
+			p := pos[i]
+			for table[p] != empty {
+				if p += skip[i]; p >= uint64(m) {
+					p -= uint64(m)
+				}
 			}
-			table[pos[i]] = uint32(i)
-			pos[i] = (pos[i] + skip[i]) % uint64(m)
+			table[p] = uint32(i)
+			if p += skip[i]; p >= uint64(m) {
+				p -= uint64(m)
+			}
+			pos[i] = p
 			if filled++; filled == m {
 				break
 			}
