@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"fmt"
+	"math/bits"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -248,8 +249,11 @@ func (p *Pool) publishLocked() {
 				if el := now.Sub(m.rampFrom); el < ss {
 					// Ramp in tenths of the period so that a ramp costs
 					// ten snapshots, not one per request.
-					b.EffectiveWeight = max(1, int(int64(b.Weight)*int64(el)/int64(ss)))
-					step := ss / 10
+					b.EffectiveWeight = max(1, rampWeight(b.Weight, el, ss))
+					// A ramp shorter than ten clock ticks still needs a
+					// step of at least one tick, or the modulo divides
+					// by zero.
+					step := max(ss/10, 1)
 					wake = minPositive(wake, step-el%step)
 				}
 			}
@@ -276,6 +280,20 @@ func (p *Pool) publishLocked() {
 	if wake > 0 && !p.closed {
 		p.timer = time.AfterFunc(wake, p.Refresh)
 	}
+}
+
+// rampWeight returns weight × elapsed / period for 0 ≤ elapsed < period.
+// The product is taken in 128 bits: in 64 a weight of a million ramping
+// over three hours already overflows (3 hours is 1.08e13 ns).
+func rampWeight(weight int, elapsed, period time.Duration) int {
+	if elapsed <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(weight), uint64(elapsed))
+	// hi < period because elapsed < period and weight < 2^64, so Div64
+	// cannot overflow.
+	q, _ := bits.Div64(hi, lo, uint64(period))
+	return int(q)
 }
 
 func minPositive(a, b time.Duration) time.Duration {
