@@ -16,9 +16,13 @@ import (
 // Options tune the algorithms that need tuning.
 type Options struct {
 	// Rand returns uniformly random 64-bit numbers; random, weighted random
-	// and p2c use it. Tests inject a seeded source; nil means math/rand/v2.
+	// and p2c use it. Pickers call it from many goroutines at once, so it
+	// must be safe for concurrent use unless the caller picks from one.
+	// Tests inject a seeded source; nil means math/rand/v2.
 	Rand func() uint64
-	// TableSize is Maglev's lookup table size, a prime; 65537 when 0.
+	// TableSize is Maglev's lookup table size, a prime; 65537 when 0. A
+	// size that is not prime is rounded up to the next prime. Larger
+	// tables move fewer keys between remaining backends when one leaves.
 	TableSize int
 }
 
