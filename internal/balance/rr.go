@@ -16,8 +16,11 @@ type roundRobin struct {
 
 var _ upstream.Picker = (*roundRobin)(nil)
 
-func newRoundRobin(ready []*upstream.Backend, _ Options) upstream.Picker {
-	return &roundRobin{ready: ready}
+func newRoundRobin(ready []*upstream.Backend, opts Options) upstream.Picker {
+	r := &roundRobin{ready: ready}
+	// A random start, for the reasons given in wrr.go.
+	r.next.Store(opts.Rand())
+	return r
 }
 
 func (r *roundRobin) Pick(uint64) *upstream.Backend {

@@ -25,8 +25,14 @@ type smoothWRR struct {
 
 var _ upstream.Picker = (*smoothWRR)(nil)
 
-func newSmoothWRR(ready []*upstream.Backend, _ Options) upstream.Picker {
-	return &smoothWRR{ready: ready, seq: smoothSequence(wrrWeights(ready, maxWRRCycle))}
+func newSmoothWRR(ready []*upstream.Backend, opts Options) upstream.Picker {
+	r := &smoothWRR{ready: ready, seq: smoothSequence(wrrWeights(ready, maxWRRCycle))}
+	// Start the cycle at a random place: every snapshot (a health flip, a
+	// slow-start step) builds a new picker, and starting each at the top
+	// would favour the first backends; so would many balancers, each
+	// starting in step, sending their first requests to one backend.
+	r.next.Store(opts.Rand())
+	return r
 }
 
 // wrrWeights returns the weights of ready reduced by their greatest common
