@@ -266,6 +266,19 @@ func (p *Pool) publishLocked() {
 			s.Ready = append(s.Ready, b)
 		}
 	}
+	if len(s.Ready) == 0 {
+		// Passive ejection never empties a pool. When every backend that
+		// is up and healthy has been ejected, the failures were most
+		// likely the clients' or a shared dependency's, not the backends'
+		// (Envoy's panic mode, nginx's reset of max_fails): send traffic
+		// to all of them rather than to none.
+		for _, b := range s.All {
+			if b.Ejected && b.State == StateUp && b.Healthy && b.Weight > 0 {
+				b.EffectiveWeight = b.Weight
+				s.Ready = append(s.Ready, b)
+			}
+		}
+	}
 	if len(s.Ready) > 0 && p.opts.Builder != nil {
 		s.Picker = p.opts.Builder(s.Ready)
 	}

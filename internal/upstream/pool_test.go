@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -506,5 +507,29 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 	}
 	if err := errors.Join(all...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestEjectionNeverEmptiesAPool(t *testing.T) {
+	clk := newClock()
+	p := newTestPool(t, Options{Now: clk.Now}, Spec{Addr: "a", Weight: 3}, Spec{Addr: "b", Weight: 1}, Spec{Addr: "c", Weight: 1, State: StateDraining})
+	must(t, p.Eject("a", clk.Now().Add(time.Minute)))
+	if got := strings.Join(readyNames(p.Snapshot()), ","); got != "b" {
+		t.Fatalf("one of two ejected: ready %q, want b", got)
+	}
+	must(t, p.Eject("b", clk.Now().Add(time.Minute)))
+	// Both up backends ejected: both take traffic again at full weight, and
+	// the draining one stays out.
+	s := p.Snapshot()
+	if got := strings.Join(readyNames(s), ","); got != "a,b" {
+		t.Fatalf("all ejected: ready %q, want a,b", got)
+	}
+	if a := s.Lookup("a"); !a.Ejected || a.EffectiveWeight != 3 {
+		t.Fatalf("a: ejected %v, effective weight %d; want still marked ejected, weight 3", a.Ejected, a.EffectiveWeight)
+	}
+	// An unhealthy backend is not brought back this way.
+	must(t, p.SetHealthy("b", false))
+	if got := strings.Join(readyNames(p.Snapshot()), ","); got != "a" {
+		t.Fatalf("all ejected, b unhealthy: ready %q, want a", got)
 	}
 }
