@@ -31,6 +31,20 @@ type Source interface {
 	HealthDetail(pool, backend string) any
 }
 
+// RouteSource is an optional interface of a Source whose roles serve
+// read-only endpoints of their own, such as l4's connection table. The
+// routes are fixed when the Server is built, before the roles run, so each
+// handler finds its role at request time.
+type RouteSource interface {
+	AdminRoutes() []Route
+}
+
+// Route is one GET endpoint a role adds to the admin API.
+type Route struct {
+	Path    string
+	Handler http.HandlerFunc
+}
+
 // Options configure a Server.
 type Options struct {
 	// Listen is host:port.
@@ -268,6 +282,11 @@ func (s *Server) routes() http.Handler {
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	})})
+	if rs, ok := s.opts.Source.(RouteSource); ok {
+		for _, r := range rs.AdminRoutes() {
+			route(r.Path, get(r.Handler))
+		}
+	}
 	if s.opts.Pprof {
 		// One handler for the subtree: the mux refuses a method-less
 		// fallback for /debug/pprof/cmdline next to "GET /debug/pprof/".

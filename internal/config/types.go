@@ -24,6 +24,8 @@ type Config struct {
 	Pools []Pool `yaml:"pools"`
 	// L7 is the HTTP load balancer role.
 	L7 *L7 `yaml:"l7"`
+	// L4 is the TCP/UDP load balancer role.
+	L4 *L4 `yaml:"l4"`
 
 	// pos records where each field was written, so that defaults can tell
 	// an explicit zero from an absent field and errors can cite lines. It

@@ -1,0 +1,56 @@
+package l4
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+)
+
+// Endpoint paths of the l4 admin API.
+const (
+	PathServices    = "/api/v1/l4/services"
+	PathConns       = "/api/v1/l4/conns"
+	PathPersistence = "/api/v1/l4/persistence"
+)
+
+// HandleServices serves GET /api/v1/l4/services.
+func (s *Server) HandleServices(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, s.Services())
+}
+
+// HandleConns serves GET /api/v1/l4/conns[?limit=N].
+func (s *Server) HandleConns(w http.ResponseWriter, r *http.Request) {
+	limit := 0
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "{\"error\": %q}\n", "limit must be a non-negative integer, got "+v)
+			return
+		}
+		limit = n
+	}
+	conns := s.Conns(limit)
+	if conns == nil {
+		conns = []ConnStatus{}
+	}
+	writeJSON(w, conns)
+}
+
+// HandlePersistence serves GET /api/v1/l4/persistence.
+func (s *Server) HandlePersistence(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, s.Persistence())
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(append(b, '\n'))
+}

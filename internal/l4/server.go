@@ -1,0 +1,391 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/upstream"
+)
+
+// Reporter receives connection outcomes for passive ejection.
+type Reporter interface {
+	Success(b *upstream.Backend)
+	Failure(b *upstream.Backend)
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	// Passive, when not nil, is told whether each backend connection
+	// succeeded.
+	Passive Reporter
+	// Registry, when not nil, gets the per-service and per-backend
+	// collector.
+	Registry prometheus.Registerer
+	// Now is the clock of persistence and rate limits; time.Now when nil.
+	Now func() time.Time
+	// EstimateEvery is how often rates are computed (default 2s, as
+	// LVS's estimator).
+	EstimateEvery time.Duration
+}
+
+// Server is the L4 load balancer: listeners, the services behind them and
+// the connection table of every runtime.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	passive Reporter
+	conns   *connTable
+	wg      sync.WaitGroup // one per live connection or session
+
+	mu        sync.Mutex // serialises Apply and Shutdown
+	listeners map[string]*listener
+	services  atomic.Pointer[[]*service]
+	shutdown  bool
+	stopEst   chan struct{}
+}
+
+// listener is one socket: a TCP listener or a UDP socket, and the service
+// it feeds, swapped atomically on reload.
+type listener struct {
+	key   string // protocol/configured address
+	proto string
+	tcp   *net.TCPListener
+	pc    *net.UDPConn
+	udp   *udpTable
+	svc   atomic.Pointer[service]
+	done  chan struct{}
+}
+
+func (l *listener) addr() net.Addr {
+	if l.tcp != nil {
+		return l.tcp.Addr()
+	}
+	return l.pc.LocalAddr()
+}
+
+func (l *listener) close() {
+	if l.tcp != nil {
+		l.tcp.Close()
+	} else {
+		l.pc.Close()
+	}
+}
+
+// NewServer makes a Server with no services; Apply opens them.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.EstimateEvery <= 0 {
+		opts.EstimateEvery = 2 * time.Second
+	}
+	s := &Server{
+		opts:      opts,
+		log:       opts.Logger.With("role", "l4"),
+		passive:   opts.Passive,
+		conns:     newConnTable(),
+		listeners: map[string]*listener{},
+		stopEst:   make(chan struct{}),
+	}
+	s.services.Store(&[]*service{})
+	if opts.Registry != nil {
+		if err := opts.Registry.Register(&collector{s: s}); err != nil {
+			return nil, fmt.Errorf("l4: registering metrics: %w", err)
+		}
+	}
+	go s.estimate()
+	return s, nil
+}
+
+// Apply builds the services of cfg over pools and swaps them in. Sockets
+// that stay keep running and take the new service for new connections;
+// connections already open keep the service they started with. New
+// sockets are opened before anything changes, so a failed Apply (a port in
+// use, a missing pool) leaves the running services alone. A nil cfg stops
+// every listener.
+func (s *Server) Apply(cfg *config.L4, pools map[string]*upstream.Pool) error {
+	if cfg == nil {
+		cfg = &config.L4{}
+	}
+	prev := map[string]*service{}
+	for _, svc := range *s.services.Load() {
+		prev[svc.name] = svc
+	}
+	type want struct {
+		svc  *service
+		addr string
+	}
+	var services []*service
+	wants := map[string]want{} // listener key → what it should serve
+	var order []string
+	for i := range cfg.Services {
+		sc := cfg.Services[i]
+		svc, err := buildService(sc, pools, prev[sc.Name], s.opts.Now)
+		if err != nil {
+			return fmt.Errorf("applying l4 config: %w", err)
+		}
+		services = append(services, svc)
+		host, lo, hi, err := config.ParseL4Listen(sc.Listen)
+		if err != nil {
+			return fmt.Errorf("applying l4 config: service %s: %w", sc.Name, err)
+		}
+		for p := lo; p <= hi; p++ {
+			addr := net.JoinHostPort(host, strconv.Itoa(p))
+			key := sc.Protocol + "/" + addr
+			if _, dup := wants[key]; dup {
+				return fmt.Errorf("applying l4 config: %s %s used by two services", sc.Protocol, addr)
+			}
+			wants[key] = want{svc: svc, addr: addr}
+			order = append(order, key)
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return errors.New("applying l4 config: server is shut down")
+	}
+	// A configured address names a running socket when it is the same
+	// text, or the address that socket is bound to (one opened on port 0,
+	// then configured by its real port).
+	kept := map[string]*listener{}
+	claimed := map[*listener]bool{}
+	for key := range wants {
+		if l, ok := s.listeners[key]; ok {
+			kept[key], claimed[l] = l, true
+		}
+	}
+	for key, w := range wants {
+		if kept[key] != nil {
+			continue
+		}
+		for _, l := range s.listeners {
+			if !claimed[l] && l.proto == w.svc.proto && l.addr().String() == w.addr {
+				kept[key], claimed[l] = l, true
+				break
+			}
+		}
+	}
+	opened := map[string]*listener{}
+	for _, key := range order {
+		if kept[key] != nil {
+			continue
+		}
+		w := wants[key]
+		l, err := listen(key, w.svc.proto, w.addr)
+		if err != nil {
+			for _, o := range opened {
+				o.close()
+			}
+			return fmt.Errorf("applying l4 config: %w", err)
+		}
+		opened[key] = l
+	}
+
+	next := make(map[string]*listener, len(wants))
+	for key, l := range kept {
+		l.svc.Store(wants[key].svc)
+		next[key] = l
+	}
+	for key, l := range opened {
+		l.svc.Store(wants[key].svc)
+		next[key] = l
+		if l.tcp != nil {
+			go s.serveTCP(l)
+		} else {
+			go s.serveUDP(l)
+		}
+		s.log.Info("listening", "service", wants[key].svc.name, "protocol", l.proto, "addr", l.addr().String())
+	}
+	for _, l := range s.listeners {
+		if !claimed[l] {
+			// Established TCP connections outlive their listener; UDP
+			// sessions cannot, as replies leave from its socket.
+			l.close()
+			s.log.Info("stopped listening", "protocol", l.proto, "addr", l.addr().String())
+		}
+	}
+	s.listeners = next
+	s.services.Store(&services)
+	return nil
+}
+
+func listen(key, proto, addr string) (*listener, error) {
+	l := &listener{key: key, proto: proto, done: make(chan struct{})}
+	switch proto {
+	case "tcp":
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listening on tcp %s: %w", addr, err)
+		}
+		l.tcp = ln.(*net.TCPListener)
+	case "udp":
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
+		}
+		l.pc = pc.(*net.UDPConn)
+		l.udp = newUDPTable()
+	default:
+		return nil, fmt.Errorf("unknown protocol %q", proto)
+	}
+	return l, nil
+}
+
+// Addrs returns the bound addresses of the named service's sockets, for
+// tests and embedders that asked for port 0.
+func (s *Server) Addrs(service string) []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Addr
+	for _, l := range s.listeners {
+		if l.svc.Load().name == service {
+			out = append(out, l.addr())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// Shutdown closes every socket and waits until ctx ends for connections to
+// finish; then it cuts the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.shutdown {
+		s.shutdown = true
+		close(s.stopEst)
+	}
+	for _, l := range s.listeners {
+		l.close()
+	}
+	s.listeners = map[string]*listener{}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	// Cut what is left: closing a connection's sockets ends its
+	// goroutines, which then remove it from the table.
+	s.closeAll()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
+	return fmt.Errorf("l4: shutting down: %w", ctx.Err())
+}
+
+// closeAll closes both sockets of every connection and session.
+func (s *Server) closeAll() {
+	var closers []func()
+	s.conns.each(func(c *conn) {
+		if c.closer != nil {
+			closers = append(closers, c.closer)
+		}
+	})
+	for _, f := range closers {
+		f()
+	}
+}
+
+// estimate computes rates every EstimateEvery, as LVS's estimator does.
+func (s *Server) estimate() {
+	t := time.NewTicker(s.opts.EstimateEvery)
+	defer t.Stop()
+	secs := s.opts.EstimateEvery.Seconds()
+	for {
+		select {
+		case <-s.stopEst:
+			return
+		case <-t.C:
+		}
+		for _, svc := range *s.services.Load() {
+			svc.counters.estimate(secs)
+			svc.counters.dests.Range(func(_, v any) bool {
+				v.(*destStats).estimate(secs)
+				return true
+			})
+		}
+	}
+}
+
+// Services returns every service of the current runtime with its
+// backends and statistics.
+func (s *Server) Services() []ServiceStatus {
+	svcs := *s.services.Load()
+	out := make([]ServiceStatus, 0, len(svcs))
+	for _, svc := range svcs {
+		st := ServiceStatus{
+			Name:      svc.name,
+			Protocol:  svc.proto,
+			Listen:    svc.cfg.Listen,
+			Pool:      svc.pool.Name(),
+			Scheduler: svc.cfg.Scheduler,
+			Stats:     svc.counters.snapshot(),
+			Drops:     map[string]uint64{},
+		}
+		if st.Scheduler == "" {
+			st.Scheduler = "pool"
+		}
+		if p := svc.cfg.Persistence; p != nil {
+			st.Persistent = p.Timeout.D().Seconds()
+		}
+		for i, n := range dropNames {
+			st.Drops[n] = svc.counters.drops[i].Load()
+		}
+		for _, b := range svc.pool.Snapshot().All {
+			d := svc.counters.dest(b)
+			st.Backends = append(st.Backends, BackendStats{
+				Name: b.Name, Address: b.Addr, Status: b.Status(),
+				Weight: b.Weight, EffectiveWeight: b.EffectiveWeight,
+				Overloaded: d.overloaded.Load(), Stats: d.snapshot(),
+			})
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Conns returns the connection table, oldest first, at most limit rows
+// (all when limit ≤ 0).
+func (s *Server) Conns(limit int) []ConnStatus {
+	now := time.Now()
+	var out []ConnStatus
+	s.conns.each(func(c *conn) { out = append(out, c.status(now)) })
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// Persistence returns the persistence templates of every service.
+func (s *Server) Persistence() []PersistStatus {
+	out := []PersistStatus{}
+	for _, svc := range *s.services.Load() {
+		if svc.persist != nil {
+			out = append(out, svc.persist.list(svc.name)...)
+		}
+	}
+	return out
+}
