@@ -1,5 +1,381 @@
 package config
 
-// DNS is the authoritative DNS role. Its fields, defaults (onDefaults) and
-// validation (onValidate) live in this file.
-type DNS struct{}
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// DNS is the authoritative DNS role: zones of static records and
+// load-balanced names that answer with the healthy addresses of pools.
+type DNS struct {
+	// Listen are the addresses served over both UDP and TCP.
+	Listen []string `yaml:"listen"`
+	// UDPSockets is how many UDP sockets share each address with
+	// SO_REUSEPORT (default: the number of CPUs).
+	UDPSockets int `yaml:"udp_sockets"`
+	// MaxUDPSize is the largest UDP response sent, whatever the client's
+	// EDNS buffer says (default 1232).
+	MaxUDPSize int `yaml:"max_udp_size"`
+	// TCPMaxConns bounds open TCP connections per address (default 256).
+	TCPMaxConns int `yaml:"tcp_max_conns"`
+	// TCPIdleTimeout closes a TCP connection that sends nothing for this
+	// long (default 10s).
+	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
+	// RRL is response rate limiting per client subnet; off when absent.
+	RRL *RRL `yaml:"rrl"`
+	// Views name client subnets that load-balanced names may answer
+	// differently.
+	Views []DNSView `yaml:"views"`
+	// Zones are the zones served authoritatively.
+	Zones []Zone `yaml:"zones"`
+}
+
+// RRL configures response rate limiting.
+type RRL struct {
+	// ResponsesPerSecond each client subnet may receive (required, > 0).
+	ResponsesPerSecond int `yaml:"responses_per_second"`
+	// Burst is how many responses a quiet subnet may receive at once
+	// (default: responses_per_second).
+	Burst int `yaml:"burst"`
+	// Slip answers every Nth limited query with a truncated response
+	// instead of silence (default 2; 0 never slips).
+	Slip *int `yaml:"slip"`
+	// IPv4Prefix is the subnet length clients are grouped by (default 24).
+	IPv4Prefix int `yaml:"ipv4_prefix"`
+	// IPv6Prefix is the subnet length clients are grouped by (default 56).
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+}
+
+// DNSView names a set of client subnets.
+type DNSView struct {
+	// Name is how load-balanced names refer to the view.
+	Name string `yaml:"name"`
+	// Subnets are CIDR prefixes matched against the EDNS client subnet,
+	// or the resolver's address when the query carries none.
+	Subnets []string `yaml:"subnets"`
+}
+
+// Zone is one zone served authoritatively.
+type Zone struct {
+	// Name is the zone's apex, such as example.com.
+	Name string `yaml:"name"`
+	// File is an RFC 1035 master file with the zone's records.
+	File string `yaml:"file"`
+	// TTL is the TTL of records that do not give one (default 1h).
+	TTL Duration `yaml:"ttl"`
+	// Records are master-file lines relative to the zone.
+	Records []string `yaml:"records"`
+	// Balanced are the zone's load-balanced names.
+	Balanced []Balanced `yaml:"balanced"`
+}
+
+// Balanced is a name whose answers come from pools, by weight and health.
+type Balanced struct {
+	// Name is relative to the zone; "@" is the apex.
+	Name string `yaml:"name"`
+	// TTL of the answers (default 30s).
+	TTL Duration `yaml:"ttl"`
+	// Count is how many addresses one answer holds, chosen by weight;
+	// 0 answers every healthy address, rotated.
+	Count int `yaml:"count"`
+	// Pool is shorthand for one group with that pool.
+	Pool string `yaml:"pool"`
+	// Groups are failover groups, tried in order.
+	Groups []BalancedGroup `yaml:"groups"`
+	// Views answer clients of a view from other groups.
+	Views []BalancedView `yaml:"views"`
+	// Fallback addresses answer when every address is down; when empty
+	// every address is answered (fail open).
+	Fallback []string `yaml:"fallback"`
+}
+
+// BalancedGroup is one failover group.
+type BalancedGroup struct {
+	// Pool names the pool whose backends' hosts are the addresses.
+	Pool string `yaml:"pool"`
+	// MinHealthy is how many healthy addresses the group needs to be
+	// used (default 1).
+	MinHealthy int `yaml:"min_healthy"`
+}
+
+// BalancedView answers the clients of one view.
+type BalancedView struct {
+	// View names an entry of dns.views.
+	View string `yaml:"view"`
+	// Pool is shorthand for one group with that pool.
+	Pool string `yaml:"pool"`
+	// Groups are this view's failover groups.
+	Groups []BalancedGroup `yaml:"groups"`
+}
+
+// DNS defaults, named so the docs and the code can be checked against each
+// other.
+const (
+	DefaultDNSListen         = "127.0.0.1:53"
+	DefaultDNSMaxUDPSize     = 1232
+	DefaultDNSTCPMaxConns    = 256
+	DefaultDNSTCPIdleTimeout = Duration(10 * time.Second)
+	DefaultZoneTTL           = Duration(time.Hour)
+	DefaultBalancedTTL       = Duration(30 * time.Second)
+	DefaultMinHealthy        = 1
+	DefaultRRLSlip           = 2
+	DefaultRRLIPv4Prefix     = 24
+	DefaultRRLIPv6Prefix     = 56
+)
+
+func init() {
+	onDefaults(dnsDefaults)
+	onValidate(dnsValidate)
+}
+
+func dnsDefaults(c *Config, absent func(isZero bool, path string) bool) {
+	d := c.DNS
+	if d == nil {
+		return
+	}
+	if len(d.Listen) == 0 {
+		d.Listen = []string{DefaultDNSListen}
+	}
+	if absent(d.MaxUDPSize == 0, "dns.max_udp_size") {
+		d.MaxUDPSize = DefaultDNSMaxUDPSize
+	}
+	if absent(d.TCPMaxConns == 0, "dns.tcp_max_conns") {
+		d.TCPMaxConns = DefaultDNSTCPMaxConns
+	}
+	if absent(d.TCPIdleTimeout == 0, "dns.tcp_idle_timeout") {
+		d.TCPIdleTimeout = DefaultDNSTCPIdleTimeout
+	}
+	if r := d.RRL; r != nil {
+		if absent(r.Burst == 0, "dns.rrl.burst") {
+			r.Burst = r.ResponsesPerSecond
+		}
+		if r.Slip == nil {
+			r.Slip = ptr(DefaultRRLSlip)
+		}
+		if absent(r.IPv4Prefix == 0, "dns.rrl.ipv4_prefix") {
+			r.IPv4Prefix = DefaultRRLIPv4Prefix
+		}
+		if absent(r.IPv6Prefix == 0, "dns.rrl.ipv6_prefix") {
+			r.IPv6Prefix = DefaultRRLIPv6Prefix
+		}
+	}
+	groups := func(gs []BalancedGroup, path string) {
+		for k := range gs {
+			if absent(gs[k].MinHealthy == 0, fmt.Sprintf("%s[%d].min_healthy", path, k)) {
+				gs[k].MinHealthy = DefaultMinHealthy
+			}
+		}
+	}
+	for i := range d.Zones {
+		z := &d.Zones[i]
+		zp := fmt.Sprintf("dns.zones[%d]", i)
+		if absent(z.TTL == 0, zp+".ttl") {
+			z.TTL = DefaultZoneTTL
+		}
+		for j := range z.Balanced {
+			b := &z.Balanced[j]
+			bp := fmt.Sprintf("%s.balanced[%d]", zp, j)
+			if absent(b.TTL == 0, bp+".ttl") {
+				b.TTL = DefaultBalancedTTL
+			}
+			if b.Pool != "" && len(b.Groups) == 0 {
+				b.Groups = []BalancedGroup{{Pool: b.Pool}}
+			}
+			groups(b.Groups, bp+".groups")
+			for k := range b.Views {
+				vw := &b.Views[k]
+				if vw.Pool != "" && len(vw.Groups) == 0 {
+					vw.Groups = []BalancedGroup{{Pool: vw.Pool}}
+				}
+				groups(vw.Groups, fmt.Sprintf("%s.views[%d].groups", bp, k))
+			}
+		}
+	}
+}
+
+func dnsValidate(v *validator, pools map[string]bool) {
+	d := v.c.DNS
+	if d == nil {
+		return
+	}
+	if len(d.Zones) == 0 {
+		v.errorf("dns.zones", "dns needs at least one zone")
+	}
+	seenListen := map[string]bool{}
+	for i, l := range d.Listen {
+		lp := fmt.Sprintf("dns.listen[%d]", i)
+		if _, ok := v.addr(lp, l, false); ok {
+			if seenListen[l] && !strings.HasSuffix(l, ":0") {
+				v.errorf(lp, "%q is listed twice", l)
+			}
+			seenListen[l] = true
+		}
+	}
+	if d.UDPSockets < 0 || d.UDPSockets > 64 {
+		v.errorf("dns.udp_sockets", "must be from 1 to 64 (or 0 for one per CPU), got %d", d.UDPSockets)
+	}
+	if d.MaxUDPSize < 512 || d.MaxUDPSize > 65535 {
+		v.errorf("dns.max_udp_size", "must be from 512 to 65535, got %d", d.MaxUDPSize)
+	}
+	if d.TCPMaxConns < 1 {
+		v.errorf("dns.tcp_max_conns", "must be at least 1, got %d", d.TCPMaxConns)
+	}
+	if d.TCPIdleTimeout <= 0 {
+		v.errorf("dns.tcp_idle_timeout", "must be positive, got %s", d.TCPIdleTimeout)
+	}
+	if r := d.RRL; r != nil {
+		if r.ResponsesPerSecond < 1 {
+			v.errorf("dns.rrl.responses_per_second", "must be at least 1, got %d", r.ResponsesPerSecond)
+		}
+		if r.Burst < 1 {
+			v.errorf("dns.rrl.burst", "must be at least 1, got %d", r.Burst)
+		}
+		if r.Slip != nil && (*r.Slip < 0 || *r.Slip > 10) {
+			v.errorf("dns.rrl.slip", "must be from 0 to 10, got %d", *r.Slip)
+		}
+		if r.IPv4Prefix < 1 || r.IPv4Prefix > 32 {
+			v.errorf("dns.rrl.ipv4_prefix", "must be from 1 to 32, got %d", r.IPv4Prefix)
+		}
+		if r.IPv6Prefix < 1 || r.IPv6Prefix > 128 {
+			v.errorf("dns.rrl.ipv6_prefix", "must be from 1 to 128, got %d", r.IPv6Prefix)
+		}
+	}
+	views := map[string]bool{}
+	for i, vw := range d.Views {
+		vp := fmt.Sprintf("dns.views[%d]", i)
+		switch {
+		case vw.Name == "":
+			v.errorf(vp+".name", "view name is required")
+		case views[vw.Name]:
+			v.errorf(vp+".name", "duplicate view name %q", vw.Name)
+		}
+		views[vw.Name] = true
+		if len(vw.Subnets) == 0 {
+			v.errorf(vp+".subnets", "a view needs at least one subnet")
+		}
+		for j, s := range vw.Subnets {
+			if _, err := netip.ParsePrefix(s); err != nil {
+				v.errorf(fmt.Sprintf("%s.subnets[%d]", vp, j), "%q is not a CIDR prefix like 192.0.2.0/24", s)
+			}
+		}
+	}
+	zones := map[string]bool{}
+	for i := range d.Zones {
+		z := &d.Zones[i]
+		zp := fmt.Sprintf("dns.zones[%d]", i)
+		fq := strings.ToLower(dns.Fqdn(z.Name))
+		if _, ok := dns.IsDomainName(z.Name); !ok || z.Name == "" {
+			v.errorf(zp+".name", "%q is not a domain name", z.Name)
+		} else if zones[fq] {
+			v.errorf(zp+".name", "zone %q is configured twice", z.Name)
+		}
+		zones[fq] = true
+		if z.TTL < Duration(time.Second) {
+			v.errorf(zp+".ttl", "must be at least 1s, got %s", z.TTL)
+		}
+		// Records are parsed here so a typo is reported at its line, not
+		// when the DNS role starts; zone files are read by the role, whose
+		// errors name the file and its line.
+		for j, r := range z.Records {
+			if err := CheckRecord(fq, r); err != nil {
+				v.errorf(fmt.Sprintf("%s.records[%d]", zp, j), "%v", err)
+			}
+		}
+		names := map[string]bool{}
+		for j := range z.Balanced {
+			b := &z.Balanced[j]
+			bp := fmt.Sprintf("%s.balanced[%d]", zp, j)
+			n := strings.ToLower(b.Name)
+			if b.Name == "" {
+				v.errorf(bp+".name", "name is required (relative to the zone; @ for the apex)")
+			} else if _, ok := dns.IsDomainName(b.Name); !ok || strings.HasSuffix(b.Name, ".") {
+				v.errorf(bp+".name", "%q is not a name relative to the zone (write www, not www.%s)", b.Name, z.Name)
+			} else if names[n] {
+				v.errorf(bp+".name", "duplicate balanced name %q", b.Name)
+			}
+			names[n] = true
+			if b.TTL < 0 || b.TTL > Duration(24*time.Hour) {
+				v.errorf(bp+".ttl", "must be from 0s to 24h, got %s", b.TTL)
+			}
+			if b.Count < 0 {
+				v.errorf(bp+".count", "must not be negative, got %d", b.Count)
+			}
+			if b.Pool != "" && len(b.Groups) > 0 && !(len(b.Groups) == 1 && b.Groups[0].Pool == b.Pool) {
+				v.errorf(bp+".pool", "set pool or groups, not both")
+			}
+			if len(b.Groups) == 0 {
+				v.errorf(bp+".groups", "a balanced name needs a pool or groups")
+			}
+			v.dnsGroups(bp+".groups", b.Groups, pools)
+			for k, vw := range b.Views {
+				vp := fmt.Sprintf("%s.views[%d]", bp, k)
+				if !views[vw.View] {
+					v.errorf(vp+".view", "no view named %q in dns.views", vw.View)
+				}
+				if len(vw.Groups) == 0 {
+					v.errorf(vp+".groups", "a view needs a pool or groups")
+				}
+				v.dnsGroups(vp+".groups", vw.Groups, pools)
+			}
+			for k, a := range b.Fallback {
+				if _, err := netip.ParseAddr(a); err != nil {
+					v.errorf(fmt.Sprintf("%s.fallback[%d]", bp, k), "%q is not an IP address", a)
+				}
+			}
+		}
+	}
+}
+
+func (v *validator) dnsGroups(path string, gs []BalancedGroup, pools map[string]bool) {
+	for k, g := range gs {
+		gp := fmt.Sprintf("%s[%d]", path, k)
+		switch {
+		case g.Pool == "":
+			v.errorf(gp+".pool", "pool is required")
+		case !pools[g.Pool]:
+			v.errorf(gp+".pool", "no pool named %q (have %s)", g.Pool, poolList(pools))
+		}
+		if g.MinHealthy < 1 {
+			v.errorf(gp+".min_healthy", "must be at least 1, got %d", g.MinHealthy)
+		}
+	}
+}
+
+// CheckRecord parses one master-file line relative to zone (a fully
+// qualified, lower-case name) and checks that it lies inside the zone.
+func CheckRecord(zone, line string) error {
+	_, err := ParseRecord(zone, line, 3600)
+	return err
+}
+
+// ParseRecord parses one master-file line relative to zone with ttl as the
+// default TTL in seconds, and checks that the record lies inside the zone.
+func ParseRecord(zone, line string, ttl uint32) (dns.RR, error) {
+	if strings.ContainsAny(line, "\n\r") {
+		return nil, fmt.Errorf("a record is one line")
+	}
+	if strings.HasPrefix(strings.TrimSpace(line), "$") {
+		return nil, fmt.Errorf("directives ($ORIGIN, $INCLUDE …) are not allowed in records")
+	}
+	zp := dns.NewZoneParser(strings.NewReader(line+"\n"), zone, "")
+	zp.SetDefaultTTL(ttl)
+	zp.SetIncludeAllowed(false)
+	rr, ok := zp.Next()
+	if err := zp.Err(); err != nil {
+		return nil, fmt.Errorf("parsing record %q: %v", line, err)
+	}
+	if !ok || rr == nil {
+		return nil, fmt.Errorf("%q holds no record", line)
+	}
+	if _, more := zp.Next(); more {
+		return nil, fmt.Errorf("%q holds more than one record", line)
+	}
+	if !dns.IsSubDomain(zone, strings.ToLower(rr.Header().Name)) {
+		return nil, fmt.Errorf("%s is outside the zone %s", rr.Header().Name, zone)
+	}
+	return rr, nil
+}

@@ -26,6 +26,8 @@ type Config struct {
 	L7 *L7 `yaml:"l7"`
 	// L4 is the TCP/UDP load balancer role.
 	L4 *L4 `yaml:"l4"`
+	// DNS is the authoritative DNS load balancer role (dns.go).
+	DNS *DNS `yaml:"dns"`
 
 	// pos records where each field was written, so that defaults can tell
 	// an explicit zero from an absent field and errors can cite lines. It

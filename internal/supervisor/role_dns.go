@@ -1,0 +1,32 @@
+package supervisor
+
+import (
+	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/dnslb"
+)
+
+func init() {
+	registerRole("dns", func(c *config.Config) bool { return c.DNS != nil }, func(env Env) (Role, error) {
+		s, err := dnslb.NewServer(dnslb.Options{Logger: env.Logger.With("role", "dns"), Registry: env.Registry})
+		if err != nil {
+			return nil, err
+		}
+		return dnsRole{s}, nil
+	})
+}
+
+// dnsRole adapts the DNS data plane to Role. Load-balanced names read the
+// health of the generation's pools, which the supervisor's monitors keep.
+type dnsRole struct{ *dnslb.Server }
+
+func (r dnsRole) Apply(cfg *config.Config, env Env) error {
+	return r.Server.Apply(cfg.DNS, env.Pools) // nil section: no listeners
+}
+
+// DNS returns the DNS data plane, or nil when no config has asked for it.
+func (s *Supervisor) DNS() *dnslb.Server {
+	if r, ok := s.roles["dns"].(dnsRole); ok {
+		return r.Server
+	}
+	return nil
+}
