@@ -1,0 +1,451 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxBody bounds request bodies; a registration is a few hundred bytes.
+const maxBody = 1 << 20
+
+// forwardedHeader marks a request a follower forwarded, so a node that
+// lost leadership meanwhile answers an error instead of forwarding again.
+const forwardedHeader = "X-Strata-Forwarded"
+
+func (n *Node) routes() http.Handler {
+	m := http.NewServeMux()
+	// strata's own API.
+	m.HandleFunc("PUT /v1/registry/instances", n.write(n.handleRegister))
+	m.HandleFunc("DELETE /v1/registry/instances", n.write(n.handleDeregister))
+	m.HandleFunc("PATCH /v1/registry/instances", n.write(n.handlePatch))
+	m.HandleFunc("PUT /v1/registry/beat", n.write(n.handleBeat))
+	m.HandleFunc("PUT /v1/registry/services", n.write(n.handlePutService))
+	m.HandleFunc("DELETE /v1/registry/services/{ns}/{group}/{service}", n.write(n.handleDeleteService))
+	m.HandleFunc("GET /v1/registry/services", n.handleListServices)
+	m.HandleFunc("GET /v1/registry/services/{ns}/{group}/{service}", n.handleQuery)
+	m.HandleFunc("GET /v1/registry/watch/{ns}/{group}/{service}", n.handleWatch)
+	m.HandleFunc("GET /v1/registry/cluster", n.handleCluster)
+	m.HandleFunc("POST /v1/registry/cluster/join", n.write(n.handleJoin))
+	// Nacos Open API v1, naming.
+	n.nacosRoutes(m)
+	return m
+}
+
+// httpError is an error with a status code.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errf(code int, format string, args ...any) error {
+	return &httpError{code, fmt.Sprintf(format, args...)}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusBadRequest
+	var he *httpError
+	if errors.As(err, &he) {
+		code = he.code
+	} else if errors.Is(err, ErrNoLeader) {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// write wraps a write handler: on a follower it forwards the request to
+// the leader unchanged (the leader alone proposes to Raft and keeps
+// heartbeats); on the leader it runs h.
+func (n *Node) write(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if !n.IsLeader() {
+			if r.Header.Get(forwardedHeader) != "" {
+				writeErr(w, errf(http.StatusServiceUnavailable, "registry: this node no longer leads; retry"))
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			leader, err := n.waitLeader(ctx)
+			cancel()
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			if leader != n.id {
+				n.forward(w, r, leader)
+				return
+			}
+		}
+		if err := h(w, r); err != nil {
+			writeErr(w, err)
+		}
+	}
+}
+
+func (n *Node) forward(w http.ResponseWriter, r *http.Request, leader string) {
+	target := &url.URL{Scheme: "http", Host: leader}
+	p := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = leader
+			pr.Out.Header.Set(forwardedHeader, n.id)
+			// Keep the caller's address for gray routing and audit.
+			pr.SetXForwarded()
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeErr(w, errf(http.StatusBadGateway, "registry: forwarding to leader %s: %v", leader, err))
+		},
+	}
+	p.ServeHTTP(w, r)
+}
+
+// instanceBody is the JSON of instance writes in strata's API.
+type instanceBody struct {
+	Key
+	Instance
+	// Optional fields of a patch.
+	PatchWeight  *float64          `json:"set_weight,omitempty"`
+	PatchEnabled *bool             `json:"set_enabled,omitempty"`
+	PatchMeta    map[string]string `json:"set_metadata,omitempty"`
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errf(http.StatusBadRequest, "decoding request body: %v", err)
+	}
+	return nil
+}
+
+func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request) error {
+	var b instanceBody
+	b.Enabled, b.Healthy, b.Ephemeral, b.Weight = true, true, true, 1
+	if err := decode(r, &b); err != nil {
+		return err
+	}
+	if !n.namespaceOK(r, b.Namespace) {
+		return errf(http.StatusForbidden, "namespace %q needs an access token", b.Namespace)
+	}
+	c := &Command{Op: OpRegister, Key: b.Key, Instances: []Instance{b.Instance}}
+	idx, err := n.Propose(c)
+	if err != nil {
+		return err
+	}
+	if b.Ephemeral {
+		n.live.Beat(c.Key, c.Instances[0].ID())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"index": idx, "id": c.Instances[0].ID(), "heartbeat_interval_ms": n.live.opts.Interval.Milliseconds()})
+	return nil
+}
+
+// instanceFromQuery reads the instance's identity from query parameters.
+func instanceFromQuery(q url.Values) (Key, string, error) {
+	k := Key{Namespace: q.Get("namespace"), Group: q.Get("group"), Service: q.Get("service")}
+	port, err := strconv.Atoi(q.Get("port"))
+	if err != nil {
+		return k, "", errf(http.StatusBadRequest, "port %q is not a number", q.Get("port"))
+	}
+	in := Instance{IP: q.Get("ip"), Port: port, Cluster: q.Get("cluster")}
+	if err := in.normalize(); err != nil {
+		return k, "", errf(http.StatusBadRequest, "%v", err)
+	}
+	return k, in.ID(), nil
+}
+
+func (n *Node) handleDeregister(w http.ResponseWriter, r *http.Request) error {
+	k, id, err := instanceFromQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	if !n.namespaceOK(r, k.Namespace) {
+		return errf(http.StatusForbidden, "namespace %q needs an access token", k.Namespace)
+	}
+	idx, err := n.Propose(&Command{Op: OpDeregister, Key: k, IDs: []string{id}})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"index": idx})
+	return nil
+}
+
+func (n *Node) handlePatch(w http.ResponseWriter, r *http.Request) error {
+	if !n.adminOK(r) {
+		return errf(http.StatusUnauthorized, "changing an instance needs the admin token")
+	}
+	var b instanceBody
+	if err := decode(r, &b); err != nil {
+		return err
+	}
+	if err := b.Instance.normalize(); err != nil {
+		return errf(http.StatusBadRequest, "%v", err)
+	}
+	idx, err := n.Propose(&Command{Op: OpPatch, Key: b.Key, IDs: []string{b.Instance.ID()}, Patch: &Patch{Weight: b.PatchWeight, Enabled: b.PatchEnabled, Metadata: b.PatchMeta}})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"index": idx})
+	return nil
+}
+
+// beat records a heartbeat on the leader. An unknown instance is
+// registered again from the beat (it was removed while the caller was
+// away); an unhealthy one is made healthy. Only these transitions reach
+// Raft.
+func (n *Node) beat(k Key, in Instance) (uint64, error) {
+	if err := in.normalize(); err != nil {
+		return 0, errf(http.StatusBadRequest, "%v", err)
+	}
+	k = k.withDefaults()
+	if err := k.Validate(); err != nil {
+		return 0, errf(http.StatusBadRequest, "%v", err)
+	}
+	id := in.ID()
+	n.live.Beat(k, id)
+	cur, ok := n.store.Instance(k, id)
+	switch {
+	case !ok:
+		in.Healthy, in.Ephemeral = true, true
+		return n.Propose(&Command{Op: OpRegister, Key: k, Instances: []Instance{in}})
+	case !cur.Healthy && cur.Ephemeral:
+		return n.Propose(&Command{Op: OpSetHealth, Key: k, IDs: []string{id}, Healthy: true})
+	}
+	return n.store.Index(), nil
+}
+
+func (n *Node) handleBeat(w http.ResponseWriter, r *http.Request) error {
+	var b instanceBody
+	b.Enabled, b.Weight = true, 1
+	if err := decode(r, &b); err != nil {
+		return err
+	}
+	if !n.namespaceOK(r, b.Namespace) {
+		return errf(http.StatusForbidden, "namespace %q needs an access token", b.Namespace)
+	}
+	if _, err := n.beat(b.Key, b.Instance); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"heartbeat_interval_ms": n.live.opts.Interval.Milliseconds()})
+	return nil
+}
+
+func (n *Node) handlePutService(w http.ResponseWriter, r *http.Request) error {
+	if !n.adminOK(r) {
+		return errf(http.StatusUnauthorized, "changing a service needs the admin token")
+	}
+	var s Service
+	if err := decode(r, &s); err != nil {
+		return err
+	}
+	idx, err := n.Propose(&Command{Op: OpPutService, Service: &s})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"index": idx})
+	return nil
+}
+
+func pathKey(r *http.Request) Key {
+	return Key{Namespace: r.PathValue("ns"), Group: r.PathValue("group"), Service: r.PathValue("service")}
+}
+
+func (n *Node) handleDeleteService(w http.ResponseWriter, r *http.Request) error {
+	if !n.adminOK(r) {
+		return errf(http.StatusUnauthorized, "deleting a service needs the admin token")
+	}
+	idx, err := n.Propose(&Command{Op: OpDeleteService, Key: pathKey(r)})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"index": idx})
+	return nil
+}
+
+func (n *Node) handleListServices(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !n.namespaceOK(r, q.Get("namespace")) {
+		writeErr(w, errf(http.StatusForbidden, "namespace needs an access token"))
+		return
+	}
+	ks := n.store.Services(q.Get("namespace"), q.Get("group"))
+	if ks == nil {
+		ks = []Key{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"index": n.store.Index(), "services": ks})
+}
+
+// parseQuery reads a Query from the URL of a query or watch request.
+func parseQuery(r *http.Request) (Query, error) {
+	v := r.URL.Query()
+	q := Query{Key: pathKey(r), HealthyOnly: v.Get("healthy") != "false", Zone: v.Get("zone"), Caller: v.Get("caller")}
+	if q.Caller == "" {
+		q.Caller = clientIP(r)
+	}
+	if c := v.Get("clusters"); c != "" {
+		q.Clusters = strings.Split(c, ",")
+	}
+	var err error
+	if q.Selector, err = pairs(v["selector"]); err != nil {
+		return q, err
+	}
+	if q.CallerTags, err = pairs(v["tag"]); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+// pairs parses k=v items, each possibly a comma-separated list.
+func pairs(items []string) (map[string]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, it := range items {
+		for _, p := range strings.Split(it, ",") {
+			k, v, ok := strings.Cut(p, "=")
+			if !ok || k == "" {
+				return nil, errf(http.StatusBadRequest, "selector %q is not key=value", p)
+			}
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+func clientIP(r *http.Request) string {
+	if f := r.Header.Get("X-Forwarded-For"); f != "" && isLoopback(r) {
+		ip, _, _ := strings.Cut(f, ",")
+		return strings.TrimSpace(ip)
+	}
+	host, _, _ := strings.Cut(r.RemoteAddr, ":")
+	if i := strings.LastIndexByte(r.RemoteAddr, ':'); i > 0 {
+		host = strings.Trim(r.RemoteAddr[:i], "[]")
+	}
+	return host
+}
+
+// handleQuery answers the healthy instances of a service. With ?index=N it
+// is a blocking query: it waits (up to ?wait=, default 30s, capped at
+// MaxWait) until the service's index passes N.
+func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if !n.namespaceOK(r, q.Namespace) {
+		writeErr(w, errf(http.StatusForbidden, "namespace %q needs an access token", q.Namespace))
+		return
+	}
+	var v View
+	var found bool
+	if s := r.URL.Query().Get("index"); s != "" {
+		idx, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeErr(w, errf(http.StatusBadRequest, "index %q is not a number", s))
+			return
+		}
+		wait := 30 * time.Second
+		if s := r.URL.Query().Get("wait"); s != "" {
+			if wait, err = time.ParseDuration(s); err != nil || wait < 0 {
+				writeErr(w, errf(http.StatusBadRequest, "wait %q is not a duration", s))
+				return
+			}
+		}
+		wait = min(wait, n.opts.MaxWait)
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		v, found = n.store.Wait(ctx, q.Key, idx)
+		cancel()
+	} else {
+		v, found = n.store.Get(q.Key)
+	}
+	res := Select(v, found, &q)
+	w.Header().Set("X-Strata-Index", strconv.FormatUint(res.Index, 10))
+	writeJSON(w, http.StatusOK, &res)
+}
+
+// handleWatch streams one JSON Result per line: the current answer, then
+// one after every change of the service, until the client goes away.
+func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if !n.namespaceOK(r, q.Namespace) {
+		writeErr(w, errf(http.StatusForbidden, "namespace %q needs an access token", q.Namespace))
+		return
+	}
+	fl, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	v, found := n.store.Get(q.Key)
+	for {
+		res := Select(v, found, &q)
+		if err := enc.Encode(&res); err != nil {
+			return
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		select {
+		case <-n.stop:
+			return
+		default:
+		}
+		v, found = n.store.Wait(r.Context(), q.Key, v.Index)
+		if r.Context().Err() != nil {
+			return
+		}
+	}
+}
+
+func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
+	type member struct {
+		ID       string `json:"id"`
+		RaftAddr string `json:"raft_addr"`
+		Suffrage string `json:"suffrage"`
+	}
+	var ms []member
+	for _, s := range n.Members() {
+		ms = append(ms, member{string(s.ID), string(s.Address), s.Suffrage.String()})
+	}
+	svcs, insts := n.store.Count()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": n.id, "leader": n.Leader(), "state": n.raft.State().String(), "members": ms,
+		"index": n.store.Index(), "services": svcs, "instances": insts,
+	})
+}
+
+func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) error {
+	if !n.adminOK(r) {
+		return errf(http.StatusUnauthorized, "joining needs the admin token")
+	}
+	var j joinRequest
+	if err := decode(r, &j); err != nil {
+		return err
+	}
+	if err := n.join(j); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	return nil
+}
+
+var _ = io.EOF

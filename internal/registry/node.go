@@ -1,0 +1,382 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Options configure a registry node.
+type Options struct {
+	// RaftAddr is where Raft listens (host:port; port 0 picks one).
+	RaftAddr string
+	// DataDir holds the Raft log, stable store and snapshots. Empty keeps
+	// everything in memory (tests; a node that forgets on restart).
+	DataDir string
+	// Join lists HTTP addresses of existing members; a node with no state
+	// of its own asks them to add it. Without Join, a node with no state
+	// bootstraps a cluster of one.
+	Join []string
+	// Liveness are the heartbeat timings.
+	Liveness LivenessOptions
+	// SweepInterval is how often the leader looks for silent instances
+	// (default 1s).
+	SweepInterval time.Duration
+	// AdminToken guards admin writes (services, weights, joins). Empty
+	// allows them from loopback clients only.
+	AdminToken string
+	// NamespaceTokens maps a namespace to the access token every request
+	// in it must carry.
+	NamespaceTokens map[string]string
+	// MaxWait caps the wait of a blocking query (default 5m).
+	MaxWait time.Duration
+	// CacheMillis is the refresh period told to Nacos clients (default 1000).
+	CacheMillis int
+	// Checks configures server-side checks of persistent instances.
+	Checks CheckOptions
+	// Logger receives the node's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Node is one registry server: the store, Raft and the HTTP API.
+type Node struct {
+	opts  Options
+	log   *slog.Logger
+	store *Store
+	live  *Liveness
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	bolt  *raftboltdb.BoltStore
+	id    string // the HTTP address, which is also the Raft server ID
+
+	srv     *http.Server
+	ln      net.Listener
+	handler http.Handler
+	fwd     *http.Client
+
+	stop    chan struct{}
+	done    sync.WaitGroup
+	closeMu sync.Once
+	checks  *checker
+}
+
+// ErrNoLeader is returned when no leader is elected in time.
+var ErrNoLeader = errors.New("registry: no leader")
+
+// Start opens Raft and serves the HTTP API on ln, whose address becomes
+// the node's ID.
+func Start(ln net.Listener, opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = time.Second
+	}
+	if opts.MaxWait == 0 {
+		opts.MaxWait = 5 * time.Minute
+	}
+	if opts.CacheMillis == 0 {
+		opts.CacheMillis = 1000
+	}
+	n := &Node{
+		opts:  opts,
+		log:   opts.Logger,
+		store: NewStore(),
+		live:  NewLiveness(opts.Liveness),
+		id:    ln.Addr().String(),
+		ln:    ln,
+		stop:  make(chan struct{}),
+		fwd:   &http.Client{Timeout: 10 * time.Second},
+	}
+	if err := n.openRaft(); err != nil {
+		return nil, err
+	}
+	n.checks = newChecker(n, opts.Checks)
+	n.handler = n.routes()
+	n.srv = &http.Server{Handler: n.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.done.Add(2)
+	go func() {
+		defer n.done.Done()
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("registry http server", "err", err)
+		}
+	}()
+	go n.leaderLoop()
+	if len(opts.Join) > 0 {
+		n.done.Add(1)
+		go n.joinLoop()
+	}
+	return n, nil
+}
+
+func (n *Node) openRaft() error {
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = raft.ServerID(n.id)
+	cfg.Logger = newHCLog(n.log)
+	// Snapshots every 8k entries keep a restarted node's replay short; a
+	// registry's entries are small.
+	cfg.SnapshotThreshold = 8192
+	cfg.HeartbeatTimeout = 500 * time.Millisecond
+	cfg.ElectionTimeout = 500 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 250 * time.Millisecond
+	trans, err := raft.NewTCPTransport(n.opts.RaftAddr, nil, 3, 5*time.Second, io.Discard)
+	if err != nil {
+		return fmt.Errorf("registry: opening raft transport on %s: %w", n.opts.RaftAddr, err)
+	}
+	n.trans = trans
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+	)
+	if n.opts.DataDir == "" {
+		ms := raft.NewInmemStore()
+		logs, stable, snaps = ms, ms, raft.NewInmemSnapshotStore()
+	} else {
+		if err := os.MkdirAll(n.opts.DataDir, 0o750); err != nil {
+			trans.Close()
+			return fmt.Errorf("registry: creating data dir: %w", err)
+		}
+		b, err := raftboltdb.NewBoltStore(filepath.Join(n.opts.DataDir, "raft.db"))
+		if err != nil {
+			trans.Close()
+			return fmt.Errorf("registry: opening raft log: %w", err)
+		}
+		n.bolt = b
+		logs, stable = b, b
+		fs, err := raft.NewFileSnapshotStore(n.opts.DataDir, 2, io.Discard)
+		if err != nil {
+			b.Close()
+			trans.Close()
+			return fmt.Errorf("registry: opening snapshot store: %w", err)
+		}
+		snaps = fs
+	}
+	has, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		n.closeStores()
+		return fmt.Errorf("registry: reading raft state: %w", err)
+	}
+	if !has && len(n.opts.Join) == 0 {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: cfg.LocalID, Address: trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(cfg, logs, stable, snaps, trans, conf); err != nil {
+			n.closeStores()
+			return fmt.Errorf("registry: bootstrapping: %w", err)
+		}
+	}
+	r, err := raft.NewRaft(cfg, &fsm{n.store}, logs, stable, snaps, trans)
+	if err != nil {
+		n.closeStores()
+		return fmt.Errorf("registry: starting raft: %w", err)
+	}
+	n.raft = r
+	return nil
+}
+
+func (n *Node) closeStores() {
+	if n.bolt != nil {
+		n.bolt.Close()
+	}
+	n.trans.Close()
+}
+
+// ID is the node's HTTP address (its Raft server ID).
+func (n *Node) ID() string { return n.id }
+
+// RaftAddr is the address Raft listens on.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// Store is the node's local state (reads only).
+func (n *Node) Store() *Store { return n.store }
+
+// IsLeader reports whether this node leads.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's HTTP address, or "".
+func (n *Node) Leader() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// waitLeader waits until some node leads and returns its HTTP address.
+func (n *Node) waitLeader(ctx context.Context) (string, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if l := n.Leader(); l != "" {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ErrNoLeader
+		case <-n.stop:
+			return "", ErrNoLeader
+		case <-t.C:
+		}
+	}
+}
+
+// Propose replicates c through the leader; it must be called on the
+// leader (the HTTP layer forwards writes that reach a follower). It
+// returns once the command is committed and applied here.
+func (n *Node) Propose(c *Command) (uint64, error) {
+	if err := c.Validate(); err != nil {
+		return 0, err
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return 0, err
+	}
+	f := n.raft.Apply(data, 5*time.Second)
+	if err := f.Error(); err != nil {
+		return 0, fmt.Errorf("replicating %s: %w", c.Op, err)
+	}
+	r, _ := f.Response().(applyResult)
+	return r.index, r.err
+}
+
+// leaderLoop runs the leader's duties: heartbeat sweeps and persistent
+// checks. A node that becomes leader forgets every beat it had, so each
+// instance gets a full RemoveAfter to reach it.
+func (n *Node) leaderLoop() {
+	defer n.done.Done()
+	t := time.NewTicker(n.opts.SweepInterval)
+	defer t.Stop()
+	leading := false
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		now := n.IsLeader()
+		if now && !leading {
+			n.live.Reset()
+			// The barrier makes sure every entry of the previous term is
+			// applied before this node judges instances on its store.
+			if err := n.raft.Barrier(5 * time.Second).Error(); err != nil {
+				continue
+			}
+		}
+		leading = now
+		if !leading {
+			continue
+		}
+		if c := n.live.Sweep(n.store); c != nil {
+			if _, err := n.Propose(c); err != nil {
+				n.log.Warn("registry: replicating heartbeat expiry", "err", err)
+			}
+		}
+		n.checks.tick()
+	}
+}
+
+// joinLoop asks the Join addresses to add this node until one does.
+func (n *Node) joinLoop() {
+	defer n.done.Done()
+	body, _ := json.Marshal(joinRequest{ID: n.id, RaftAddr: n.RaftAddr()})
+	for attempt := 0; ; attempt++ {
+		for _, addr := range n.opts.Join {
+			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/registry/cluster/join", bytes.NewReader(body))
+			if n.opts.AdminToken != "" {
+				req.Header.Set("Authorization", "Bearer "+n.opts.AdminToken)
+			}
+			resp, err := n.fwd.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					n.log.Info("registry: joined cluster", "via", addr)
+					return
+				}
+				err = fmt.Errorf("status %s", resp.Status)
+			}
+			if attempt%10 == 0 {
+				n.log.Warn("registry: joining cluster", "via", addr, "err", err)
+			}
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+type joinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+// join adds a voter; it runs on the leader.
+func (n *Node) join(j joinRequest) error {
+	if j.ID == "" || j.RaftAddr == "" {
+		return fmt.Errorf("join needs id and raft_addr")
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(j.ID) && s.Address == raft.ServerAddress(j.RaftAddr) {
+			return nil // already a member: a restarted node asking again
+		}
+	}
+	return n.raft.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.RaftAddr), 0, 10*time.Second).Error()
+}
+
+// Members lists the cluster's servers.
+func (n *Node) Members() []raft.Server {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	return f.Configuration().Servers
+}
+
+// Close stops serving, leaves Raft running no more and closes the stores.
+// It does not remove the node from the cluster: a node that restarts with
+// the same data dir takes its place again.
+func (n *Node) Close(ctx context.Context) error {
+	var err error
+	n.closeMu.Do(func() {
+		close(n.stop)
+		err = n.srv.Shutdown(ctx)
+		if e := n.raft.Shutdown().Error(); e != nil && err == nil {
+			err = e
+		}
+		n.trans.Close()
+		if n.bolt != nil {
+			n.bolt.Close()
+		}
+		n.done.Wait()
+	})
+	return err
+}
+
+// Kill stops the node abruptly, as a crash would (tests).
+func (n *Node) Kill() {
+	n.closeMu.Do(func() {
+		close(n.stop)
+		n.srv.Close()
+		n.raft.Shutdown().Error()
+		n.trans.Close()
+		if n.bolt != nil {
+			n.bolt.Close()
+		}
+		n.done.Wait()
+	})
+}
