@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Side-by-side L4 benchmark: strata l4, HAProxy (mode tcp) and nginx
+# (stream) in front of the same backends, measured in one run on this
+# machine with the same load generators:
+#
+#   throughput   iperf3 -P4 through each proxy (and direct, for scale)
+#   conns/s      new TCP connections per second, 16 bytes each way
+#                (bench/l4/l4bench conns, 32 workers)
+#   UDP          datagrams echoed per second through strata and nginx
+#                (HAProxy has no UDP proxy)
+#   memory       RSS growth per idle connection with IDLE connections open
+#
+# It prints every figure and strata's ratio to the peers: a ratio, never an
+# absolute figure, is what this shared, noisy machine can tell.
+#
+# Needs iperf3, haproxy, nginx with the stream module (Debian: iperf3
+# haproxy nginx-light libnginx-mod-stream) and Go. Installs nothing; every
+# server listens on 127.0.0.1 and every load loop is bounded in time.
+#
+# Environment:
+#   DURATION  seconds per measurement (default 5)
+#   ROUNDS    how many times to measure all proxies, interleaved (default 1)
+#   IDLE      idle connections for the memory figure (default 10000)
+set -euo pipefail
+
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-1}
+IDLE=${IDLE:-10000}
+
+for cmd in iperf3 haproxy nginx; do
+	if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+		echo "run.sh: $cmd not found; install iperf3 haproxy nginx-light libnginx-mod-stream" >&2
+		exit 1
+	fi
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+STREAM_MOD=$(ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null || true)
+[ -n "$STREAM_MOD" ] || { echo "run.sh: nginx stream module missing (libnginx-mod-stream)" >&2; exit 1; }
+
+# Idle connections need file descriptors: a proxy holds two per
+# connection. Raise the limit as far as allowed and open no more idle
+# connections than it lets every proxy hold (a container may cap it).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+# HAProxy also keeps splice pipes (two descriptors per four connections).
+MAXCONN=$(( (NOFILE - 500) * 2 / 5 ))
+if [ "$IDLE" -gt $((MAXCONN - 100)) ]; then
+	echo "run.sh: file descriptor limit $NOFILE allows $((MAXCONN - 100)) idle connections, not $IDLE" >&2
+	IDLE=$((MAXCONN - 100))
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-l4bench.XXXXXX")
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	[ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
+	[ -f "$tmp/haproxy.pid" ] && kill "$(cat "$tmp/haproxy.pid")" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 30000))
+		if ! ss -ltnu "sport = :$p" 2>/dev/null | grep -q ":$p"; then echo "$p"; return; fi
+	done
+	echo "run.sh: no free port" >&2; exit 1
+}
+wait_port() { # wait_port PORT
+	for _ in $(seq 1 100); do
+		ss -ltn "sport = :$1" | grep -q ":$1" && return 0
+		sleep 0.1
+	done
+	echo "run.sh: nothing listens on $1" >&2; exit 1
+}
+
+echo "building strata and l4bench…" >&2
+(cd "$root" && go build -o "$tmp/strata" ./cmd/strata && go build -o "$tmp/l4bench" ./bench/l4/l4bench)
+
+IPERF=$(free_port); ECHO=$(free_port); UECHO=$(free_port)
+S_IPERF=$(free_port); S_ECHO=$(free_port); S_UDP=$(free_port)
+H_IPERF=$(free_port); H_ECHO=$(free_port)
+N_IPERF=$(free_port); N_ECHO=$(free_port); N_UDP=$(free_port)
+
+iperf3 -s -B 127.0.0.1 -p "$IPERF" >/dev/null 2>&1 & pids+=($!)
+"$tmp/l4bench" echo -tcp "127.0.0.1:$ECHO" -udp "127.0.0.1:$UECHO" >/dev/null & pids+=($!)
+
+cat >"$tmp/strata.yaml" <<YAML
+admin:
+  listen: "off"
+log:
+  level: warn
+pools:
+  - name: iperf
+    backends: [{address: "127.0.0.1:$IPERF"}]
+  - name: echo
+    backends: [{address: "127.0.0.1:$ECHO"}]
+  - name: uecho
+    backends: [{address: "127.0.0.1:$UECHO"}]
+l4:
+  services:
+    - {name: iperf, listen: "127.0.0.1:$S_IPERF", pool: iperf, scheduler: wlc}
+    - {name: echo, listen: "127.0.0.1:$S_ECHO", pool: echo, scheduler: wlc}
+    - {name: udp, protocol: udp, listen: "127.0.0.1:$S_UDP", pool: uecho, scheduler: wlc}
+YAML
+"$tmp/strata" run -c "$tmp/strata.yaml" -watch=false 2>"$tmp/strata.log" & STRATA_PID=$!; pids+=($STRATA_PID)
+
+# HAProxy as its documentation tunes it for TCP proxying: two threads (one
+# per core), splice in both directions.
+cat >"$tmp/haproxy.cfg" <<CFG
+global
+  nbthread 2
+  maxconn $MAXCONN
+  pidfile $tmp/haproxy.pid
+defaults
+  mode tcp
+  option splice-auto
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen iperf
+  bind 127.0.0.1:$H_IPERF
+  server s1 127.0.0.1:$IPERF
+listen echo
+  bind 127.0.0.1:$H_ECHO
+  server s1 127.0.0.1:$ECHO
+CFG
+"$HAPROXY" -f "$tmp/haproxy.cfg" -D
+
+cat >"$tmp/nginx.conf" <<CFG
+load_module $STREAM_MOD;
+worker_processes 2;
+worker_rlimit_nofile $NOFILE;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log warn;
+events { worker_connections $MAXCONN; }
+stream {
+  server { listen 127.0.0.1:$N_IPERF; proxy_pass 127.0.0.1:$IPERF; }
+  server { listen 127.0.0.1:$N_ECHO; proxy_pass 127.0.0.1:$ECHO; }
+  server { listen 127.0.0.1:$N_UDP udp; proxy_pass 127.0.0.1:$UECHO; proxy_responses 1; proxy_timeout 5s; }
+}
+CFG
+"$NGINX" -c "$tmp/nginx.conf" -p "$tmp" 2>/dev/null
+
+for p in "$IPERF" "$ECHO" "$S_IPERF" "$S_ECHO" "$H_IPERF" "$H_ECHO" "$N_IPERF" "$N_ECHO"; do wait_port "$p"; done
+sleep 0.5
+HAPROXY_PID=$(cat "$tmp/haproxy.pid")
+NGINX_PID=$(cat "$tmp/nginx.pid")
+
+gbits() { # gbits PORT → receiver Gbit/s of iperf3 -P4
+	iperf3 -c 127.0.0.1 -p "$1" -P4 -t "$DURATION" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
+}
+cps() { "$tmp/l4bench" conns -addr "127.0.0.1:$1" -c 32 -d "${DURATION}s" | awk '{print $2}'; }
+dps() { "$tmp/l4bench" udp -addr "127.0.0.1:$1" -c 16 -d "${DURATION}s" | awk '{print $2}'; }
+mem() { "$tmp/l4bench" idle -addr "127.0.0.1:$1" -n "$IDLE" -pid "$2" | awk '{print $NF}'; }
+
+declare -A R
+add() { R[$1]="${R[$1]:-} $2"; }
+for round in $(seq 1 "$ROUNDS"); do
+	echo "round $round/$ROUNDS…" >&2
+	add tput_direct "$(gbits "$IPERF")"
+	add tput_strata "$(gbits "$S_IPERF")"
+	add tput_haproxy "$(gbits "$H_IPERF")"
+	add tput_nginx "$(gbits "$N_IPERF")"
+	sleep 1
+	add cps_direct "$(cps "$ECHO")"; sleep 1
+	add cps_strata "$(cps "$S_ECHO")"; sleep 1
+	add cps_haproxy "$(cps "$H_ECHO")"; sleep 1
+	add cps_nginx "$(cps "$N_ECHO")"; sleep 1
+	add udp_direct "$(dps "$UECHO")"
+	add udp_strata "$(dps "$S_UDP")"
+	add udp_nginx "$(dps "$N_UDP")"
+done
+echo "idle connections ($IDLE)…" >&2
+add mem_strata "$(mem "$S_ECHO" "$STRATA_PID")"; sleep 2
+add mem_haproxy "$(mem "$H_ECHO" "$HAPROXY_PID")"; sleep 2
+add mem_nginx "$(mem "$N_ECHO" "$NGINX_PID")"
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+m() { echo "${R[$1]}" | median; }
+ratio() { python3 -c "print('%.2f' % ($1/$2) if $2 else 'n/a')"; }
+
+printf '\n%-34s %10s %10s %10s %10s\n' "median of $ROUNDS round(s)" direct strata haproxy nginx
+printf '%-34s %10s %10s %10s %10s\n' "iperf3 -P4 Gbit/s" "$(m tput_direct)" "$(m tput_strata)" "$(m tput_haproxy)" "$(m tput_nginx)"
+printf '%-34s %10s %10s %10s %10s\n' "new TCP conns/s (32 workers)" "$(m cps_direct)" "$(m cps_strata)" "$(m cps_haproxy)" "$(m cps_nginx)"
+printf '%-34s %10s %10s %10s %10s\n' "UDP datagrams/s (16 sockets)" "$(m udp_direct)" "$(m udp_strata)" "-" "$(m udp_nginx)"
+printf '%-34s %10s %10s %10s %10s\n' "bytes RSS per idle conn ($IDLE)" "-" "$(m mem_strata)" "$(m mem_haproxy)" "$(m mem_nginx)"
+echo
+echo "strata / HAProxy throughput:   $(ratio "$(m tput_strata)" "$(m tput_haproxy)")  (target ≥ 1.0)"
+echo "strata / HAProxy conns/s:      $(ratio "$(m cps_strata)" "$(m cps_haproxy)")  (target ≥ 1.0)"
+echo "strata / nginx throughput:     $(ratio "$(m tput_strata)" "$(m tput_nginx)")"
+echo "strata / nginx conns/s:        $(ratio "$(m cps_strata)" "$(m cps_nginx)")"
+echo "strata / nginx UDP datagrams:  $(ratio "$(m udp_strata)" "$(m udp_nginx)")"
+echo "strata / HAProxy idle memory:  $(ratio "$(m mem_strata)" "$(m mem_haproxy)")  (lower is better)"
+echo "strata / nginx idle memory:    $(ratio "$(m mem_strata)" "$(m mem_nginx)")  (lower is better)"

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/l4"
+)
+
+func init() {
+	addCommand(command{"ctl", "conns|services|persist [--admin ADDR] [--token T]", "show the l4 tables, as ipvsadm -Lnc and -Ln --stats do", cmdCtl})
+}
+
+func cmdCtl(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "usage: strata ctl conns|services|persist [--admin ADDR] [--token T]")
+		return 2
+	}
+	what := args[0]
+	fs := flag.NewFlagSet("ctl "+what, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	adminAddr := fs.String("admin", config.DefaultAdminListen, "admin listener `address`")
+	token := fs.String("token", "", "bearer `token` for the admin API")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	get := func(path string, v any) error {
+		req, err := http.NewRequest(http.MethodGet, "http://"+*adminAddr+path, nil)
+		if err != nil {
+			return err
+		}
+		if *token != "" {
+			req.Header.Set("Authorization", "Bearer "+*token)
+		}
+		cl := &http.Client{Timeout: 10 * time.Second}
+		resp, err := cl.Do(req)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("reading %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+		}
+		if err := json.Unmarshal(body, v); err != nil {
+			return fmt.Errorf("decoding %s: %w", path, err)
+		}
+		return nil
+	}
+	var err error
+	switch what {
+	case "conns":
+		var conns []l4.ConnStatus
+		if err = get(l4.PathConns, &conns); err == nil {
+			printConns(stdout, conns)
+		}
+	case "services":
+		var svcs []l4.ServiceStatus
+		if err = get(l4.PathServices, &svcs); err == nil {
+			printServices(stdout, svcs)
+		}
+	case "persist":
+		var ps []l4.PersistStatus
+		if err = get(l4.PathPersistence, &ps); err == nil {
+			printPersist(stdout, ps)
+		}
+	default:
+		fmt.Fprintf(stderr, "strata ctl: unknown table %q (want conns, services or persist)\n", what)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "strata ctl:", err)
+		return 1
+	}
+	return 0
+}
+
+// mmss formats seconds as ipvsadm's expire column does.
+func mmss(s float64) string {
+	d := time.Duration(s * float64(time.Second)).Round(time.Second)
+	return fmt.Sprintf("%02d:%02d", int(d.Minutes()), int(d.Seconds())%60)
+}
+
+func printConns(w io.Writer, conns []l4.ConnStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	fmt.Fprintln(w, "IPVS connection entries")
+	fmt.Fprintln(tw, "pro\texpire\tstate\tsource\tvirtual\tdestination\tage\tbytes-in\tbytes-out")
+	for _, c := range conns {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", strings.ToUpper(c.Protocol), mmss(c.ExpiresSeconds), c.State,
+			c.Client, c.VIP, c.Backend, mmss(c.AgeSeconds), c.BytesIn, c.BytesOut)
+	}
+	tw.Flush()
+}
+
+func printServices(w io.Writer, svcs []l4.ServiceStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "strata l4 virtual services")
+	fmt.Fprintln(tw, "Prot LocalAddress:Port Scheduler Flags\t\t\t\t\t\t\t\t\t")
+	fmt.Fprintln(tw, "  -> RemoteAddress:Port\tWeight\tActiveConn\tInActConn\tConns\tInPkts\tOutPkts\tInBytes\tOutBytes\tCPS\t")
+	row := func(head string, weight string, st l4.Stats) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t\n", head, weight, st.ActiveConns, st.InactiveConns,
+			st.Conns, st.InPkts, st.OutPkts, st.InBytes, st.OutBytes, st.CPS)
+	}
+	for _, s := range svcs {
+		flags := ""
+		if s.Persistent > 0 {
+			flags = fmt.Sprintf(" persistent %.0f", s.Persistent)
+		}
+		row(fmt.Sprintf("%-4s %s %s%s", strings.ToUpper(s.Protocol), s.Listen, s.Scheduler, flags), "", s.Stats)
+		for _, b := range s.Backends {
+			name := b.Address
+			if b.Status != "up" {
+				name += " (" + b.Status + ")"
+			}
+			row("  -> "+name, fmt.Sprint(b.EffectiveWeight), b.Stats)
+		}
+	}
+	tw.Flush()
+}
+
+func printPersist(w io.Writer, ps []l4.PersistStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	fmt.Fprintln(tw, "service\tclient\tdestination\texpire")
+	for _, p := range ps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Service, p.Client, p.Backend, mmss(p.ExpiresSeconds))
+	}
+	tw.Flush()
+}
