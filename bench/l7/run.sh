@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side L7 benchmark: nginx, HAProxy and strata proxying to the same
+# Side-by-side L7 benchmark: nginx, HAProxy and strata (and, for reference,
+# a plain Go httputil.ReverseProxy) proxying to the same
 # two nginx backends that return a fixed 19-byte body, keep-alive on both
 # sides, measured with wrk in one run on this machine. It prints req/s and
 # p99 for each and strata's ratio to the peers: a ratio, never an absolute
@@ -12,7 +13,7 @@
 #   DURATION    wrk duration per measurement (default 8s)
 #   CONNS       wrk connections (default 64)
 #   THREADS     wrk threads (default 1)
-#   ROUNDS      how many times to measure all three, interleaved (default 1)
+#   ROUNDS      how many times to measure them all, interleaved (default 1)
 #   STRATA_BIN  a prebuilt strata-l7bench binary (default: go build it)
 set -euo pipefail
 
@@ -51,12 +52,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# free_port prints a TCP port nobody listens on, from a random start.
+# free_port prints a TCP port no socket uses, chosen below the ephemeral
+# range so that no outgoing connection (wrk's, the proxies') can take it.
 free_port() {
-	local p
+	local p lo
+	lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 30000))
-		if ! ss -ltn "sport = :$p" 2>/dev/null | grep -q ":$p"; then
+		p=$((10000 + RANDOM % (lo - 10000)))
+		if ! ss -tan "( sport = :$p )" 2>/dev/null | grep -q ":$p"; then
 			echo "$p"
 			return
 		fi
@@ -79,7 +82,7 @@ wait_http() {
 
 B1=$(free_port); B2=$(free_port)
 while [ "$B2" = "$B1" ]; do B2=$(free_port); done
-PN=$(free_port); PH=$(free_port); PS=$(free_port)
+PN=$(free_port); PH=$(free_port); PS=$(free_port); PR=$(free_port)
 
 # Backends: one nginx with two servers, 2 workers, effectively unlimited
 # keep-alive requests so that no proxy is measured reconnecting.
@@ -166,10 +169,16 @@ fi
 "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log"
 "$HAPROXY" -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 &
 pids+=($!)
+haproxy_pid=$!
 "$strata" -listen "127.0.0.1:$PS" -backends "127.0.0.1:$B1,127.0.0.1:$B2" -lb rr >"$tmp/strata.log" 2>&1 &
 pids+=($!)
+strata_pid=$!
+# The baseline: a plain httputil.ReverseProxy built into the same binary.
+"$strata" -reverseproxy -listen "127.0.0.1:$PR" -backends "127.0.0.1:$B1,127.0.0.1:$B2" >"$tmp/rp.log" 2>&1 &
+pids+=($!)
+rp_pid=$!
 
-for p in "$B1" "$B2" "$PN" "$PH" "$PS"; do
+for p in "$B1" "$B2" "$PN" "$PH" "$PS" "$PR"; do
 	wait_http "http://127.0.0.1:$p/"
 done
 body=$(curl -fsS "http://127.0.0.1:$PS/")
@@ -178,10 +187,28 @@ if [ "$body" != "hello from backend" ]; then
 	exit 1
 fi
 
-# measure NAME PORT prints "req/s p99ms" for one wrk run.
+# cpu_ticks PID... prints the CPU time (user + system, in clock ticks) used
+# so far by the given processes and their direct children (nginx workers).
+cpu_ticks() {
+	local total=0 pid
+	for pid in "$@" $(for p in "$@"; do ps -o pid= --ppid "$p" 2>/dev/null; done); do
+		if [ -r "/proc/$pid/stat" ]; then
+			total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+		fi
+	done
+	echo "$total"
+}
+
+# measure NAME PORT PID... prints "req/s p99ms cpu-us-per-request" for one
+# wrk run. CPU per request counts only the proxy's own processes: unlike
+# req/s it hardly moves when other work shares the machine.
 measure() {
-	local out rps p99
-	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/")
+	local out rps p99 reqs before after name=$1 port=$2
+	shift 2
+	before=$(cpu_ticks "$@")
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/")
+	after=$(cpu_ticks "$@")
+	set -- "$name"
 	echo "$out" >"$tmp/wrk-$1.txt"
 	if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
 		echo "run.sh: errors while measuring $1:" >&2
@@ -193,30 +220,39 @@ measure() {
 		else if (v ~ /ms$/) { sub(/ms$/, "", v) }
 		else if (v ~ /s$/) { sub(/s$/, "", v); v = v * 1000 }
 		printf "%.2f", v }')
-	echo "$rps $p99"
+	reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+	echo "$rps $p99 $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')"
 }
 
 echo "# wrk -t$THREADS -c$CONNS -d$DURATION, 19-byte body, keep-alive both sides, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-6s %-22s %12s %10s\n' round target "req/s" "p99 ms"
-declare -A sum
-for target in direct nginx haproxy strata; do sum[$target]=0; done
+printf '%-6s %-22s %12s %10s %14s\n' round target "req/s" "p99 ms" "proxy CPU us/req"
+declare -A sum cpu
+targets="direct nginx haproxy strata reverseproxy"
+for target in $targets; do sum[$target]=0; cpu[$target]=0; done
 for round in $(seq 1 "$ROUNDS"); do
-	for target in direct nginx haproxy strata; do
+	for target in $targets; do
 		case $target in
-		direct) port=$B1 ;;
-		nginx) port=$PN ;;
-		haproxy) port=$PH ;;
-		strata) port=$PS ;;
+		direct) port=$B1 pid=$(cat "$tmp/backend/nginx.pid") ;;
+		nginx) port=$PN pid=$(cat "$tmp/nginx/nginx.pid") ;;
+		haproxy) port=$PH pid=$haproxy_pid ;;
+		strata) port=$PS pid=$strata_pid ;;
+		reverseproxy) port=$PR pid=$rp_pid ;;
 		esac
-		read -r rps p99 < <(measure "$target" "$port")
+		read -r rps p99 cpr < <(measure "$target" "$port" "$pid")
 		label=$target
 		[ "$target" = direct ] && label="backend direct (ref)"
-		printf '%-6s %-22s %12.0f %10s\n' "$round" "$label" "$rps" "$p99"
+		[ "$target" = reverseproxy ] && label="Go ReverseProxy (ref)"
+		printf '%-6s %-22s %12.0f %10s %14s\n' "$round" "$label" "$rps" "$p99" "$cpr"
 		sum[$target]=$(awk -v a="${sum[$target]}" -v b="$rps" 'BEGIN {print a + b}')
+		cpu[$target]=$(awk -v a="${cpu[$target]}" -v b="$cpr" 'BEGIN {print a + b}')
 	done
 done
-awk -v s="${sum[strata]}" -v n="${sum[nginx]}" -v h="${sum[haproxy]}" -v r="$ROUNDS" 'BEGIN {
-	printf "mean req/s over %d round(s): nginx %.0f, haproxy %.0f, strata %.0f\n", r, n / r, h / r, s / r
+awk -v cs="${cpu[strata]}" -v cn="${cpu[nginx]}" -v ch="${cpu[haproxy]}" -v cg="${cpu[reverseproxy]}" -v r="$ROUNDS" 'BEGIN {
+	printf "mean proxy CPU per request (us): nginx %.1f, haproxy %.1f, strata %.1f, Go ReverseProxy %.1f\n", cn / r, ch / r, cs / r, cg / r
+}'
+awk -v s="${sum[strata]}" -v n="${sum[nginx]}" -v h="${sum[haproxy]}" -v g="${sum[reverseproxy]}" -v r="$ROUNDS" 'BEGIN {
+	printf "mean req/s over %d round(s): nginx %.0f, haproxy %.0f, strata %.0f, Go ReverseProxy %.0f\n", r, n / r, h / r, s / r, g / r
 	printf "strata / nginx   = %.2f\n", s / n
 	printf "strata / haproxy = %.2f\n", s / h
+	printf "Go ReverseProxy / nginx = %.2f\n", g / n
 }'

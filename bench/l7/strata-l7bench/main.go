@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	_ "net/http/pprof" // served only when -pprof is given
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,11 +30,46 @@ func main() {
 	backends := flag.String("backends", "", "comma-separated backend host:port list")
 	lb := flag.String("lb", "rr", "load-balancing algorithm")
 	pprof := flag.String("pprof", "", "serve net/http/pprof on this address")
+	baseline := flag.Bool("reverseproxy", false, "run a plain httputil.ReverseProxy instead, as the baseline")
 	flag.Parse()
-	if err := run(*listen, *backends, *lb, *pprof); err != nil {
+	var err error
+	if *baseline {
+		err = runReverseProxy(*listen, *backends)
+	} else {
+		err = run(*listen, *backends, *lb, *pprof)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata-l7bench:", err)
 		os.Exit(1)
 	}
+}
+
+// runReverseProxy is the baseline the l7 package is measured against: the
+// standard library's reverse proxy, tuned only as peers.md describes
+// (MaxIdleConnsPerHost 256), round robin over the backends.
+func runReverseProxy(listen, backends string) error {
+	var targets []*url.URL
+	for _, a := range strings.Split(backends, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			targets = append(targets, &url.URL{Scheme: "http", Host: a})
+		}
+	}
+	if len(targets) == 0 {
+		return fmt.Errorf("no backends given (-backends host:port,...)")
+	}
+	var next atomic.Uint64
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 1024
+	tr.MaxIdleConnsPerHost = 256
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(targets[next.Add(1)%uint64(len(targets))])
+			r.Out.Host = r.In.Host
+			r.SetXForwarded()
+		},
+		Transport: tr,
+	}
+	return http.ListenAndServe(listen, rp)
 }
 
 func run(listen, backends, lb, pprof string) error {
