@@ -1,0 +1,112 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const l4Pools = "pools:\n  - name: app\n    backends:\n      - address: 127.0.0.1:9001\n"
+
+func TestL4Defaults(t *testing.T) {
+	c, err := Parse("t.yaml", []byte(l4Pools+"l4:\n  services:\n    - listen: 127.0.0.1:9000\n      pool: app\n      upper_threshold: 100\n      persistence: {netmask: 24}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.L4.Services[0]
+	if s.Name != "tcp/127.0.0.1:9000" || s.Protocol != "tcp" || s.LowerThreshold != 75 || s.ConnectTimeout != DefaultL4ConnectTimeout ||
+		s.Timeouts.TCP != DefaultL4TCPTimeout || s.Timeouts.TCPFin != DefaultL4TCPFinTimeout || s.Timeouts.UDP != DefaultL4UDPTimeout ||
+		s.Persistence.Timeout != DefaultL4Persistence || s.Persistence.Netmask != 24 || s.Persistence.Netmask6 != 128 {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+}
+
+func TestL4ValidationErrors(t *testing.T) {
+	tests := []struct {
+		desc, svc, want string
+	}{
+		{desc: "unknown protocol", svc: "protocol: sctp", want: `l4.services[0].protocol: unknown protocol "sctp"`},
+		{desc: "missing pool", svc: "pool: nope", want: `no pool named "nope"`},
+		{desc: "unknown scheduler", svc: "scheduler: magic", want: `unknown scheduler "magic"`},
+		{desc: "bad range", svc: "listen: 127.0.0.1:9010-9000", want: "the range ends before it starts"},
+		{desc: "huge range", svc: "listen: 127.0.0.1:1000-9000", want: "more than the 1024"},
+		{desc: "proxy protocol on udp", svc: "protocol: udp\n      proxy_protocol: v2", want: "tcp services only"},
+		{desc: "unknown proxy version", svc: "proxy_protocol: v3", want: `unknown PROXY protocol version "v3"`},
+		{desc: "thresholds upside down", svc: "upper_threshold: 10\n      lower_threshold: 10", want: "must be less than upper_threshold"},
+		{desc: "negative limit", svc: "max_conns: -1", want: "max_conns: must not be negative"},
+		{desc: "zero timeout", svc: "timeouts: {tcp: 0s}", want: "timeouts.tcp: must be positive"},
+		{desc: "bad netmask", svc: "persistence: {netmask: 33}", want: "prefix length from 1 to 32"},
+		{desc: "bad sorry server", svc: "sorry_server: nowhere", want: "sorry_server"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			fields := map[string]string{"listen": "127.0.0.1:9000", "pool": "app"}
+			var extra []string
+			for _, l := range strings.Split(tc.svc, "\n") {
+				k, v, _ := strings.Cut(strings.TrimSpace(l), ": ")
+				if _, ok := fields[k]; ok {
+					fields[k] = v
+				} else {
+					extra = append(extra, "      "+k+": "+v+"\n")
+				}
+			}
+			svc := "    - listen: \"" + fields["listen"] + "\"\n      pool: " + fields["pool"] + "\n" + strings.Join(extra, "")
+			_, err := Parse("t.yaml", []byte(l4Pools+"l4:\n  services:\n"+svc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "t.yaml:") {
+				t.Errorf("error %v does not cite file:line", err)
+			}
+		})
+	}
+}
+
+func TestL4DuplicatePortAcrossServices(t *testing.T) {
+	_, err := Parse("t.yaml", []byte(l4Pools+"l4:\n  services:\n    - {name: a, listen: \"127.0.0.1:9000-9005\", pool: app}\n    - {name: b, listen: \"127.0.0.1:9005\", pool: app}\n    - {name: c, protocol: udp, listen: \"127.0.0.1:9005\", pool: app}\n"))
+	if err == nil || !strings.Contains(err.Error(), "tcp port 9005 is already used") || strings.Contains(err.Error(), "services[2]") {
+		t.Fatalf("error = %v, want tcp port 9005 reported once (udp may share it)", err)
+	}
+}
+
+func TestParseL4Listen(t *testing.T) {
+	tests := []struct {
+		desc, in    string
+		host        string
+		first, last int
+		wantErr     bool
+	}{
+		{desc: "one port", in: "127.0.0.1:80", host: "127.0.0.1", first: 80, last: 80},
+		{desc: "range", in: "[::1]:8000-8010", host: "::1", first: 8000, last: 8010},
+		{desc: "any port", in: "127.0.0.1:0", host: "127.0.0.1", first: 0, last: 0},
+		{desc: "range from 0", in: "127.0.0.1:0-5", wantErr: true},
+		{desc: "no port", in: "127.0.0.1", wantErr: true},
+		{desc: "word", in: "127.0.0.1:http", wantErr: true},
+		{desc: "too high", in: "127.0.0.1:65536", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			h, f, l, err := ParseL4Listen(tc.in)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if !tc.wantErr && (h != tc.host || f != tc.first || l != tc.last) {
+				t.Errorf("= %q %d %d, want %q %d %d", h, f, l, tc.host, tc.first, tc.last)
+			}
+		})
+	}
+}
+
+func FuzzParseL4Listen(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:80", "[::1]:1-1024", ":0", "a:b-c", "1.2.3.4:65535-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, first, last, err := ParseL4Listen(s)
+		if err != nil {
+			return
+		}
+		if first < 0 || last > 65535 || last < first || last-first+1 > MaxL4PortRange {
+			t.Fatalf("ParseL4Listen(%q) accepted ports %d-%d", s, first, last)
+		}
+	})
+}
