@@ -46,6 +46,9 @@ type Liveness struct {
 	opts  LivenessOptions
 	mu    sync.Mutex
 	beats map[instRef]time.Time
+	// epoch is when this node last became leader: no instance is judged
+	// silent for longer than it has led.
+	epoch time.Time
 }
 
 // NewLiveness makes a tracker.
@@ -65,11 +68,13 @@ func (l *Liveness) Beat(k Key, id string) {
 	l.mu.Unlock()
 }
 
-// Reset forgets every beat; the leader calls it when it takes over, so
-// that instances are judged only on what it sees itself.
-func (l *Liveness) Reset() {
+// Lead starts a term of leadership: every instance's silence is counted
+// from now at the earliest, so instances are judged only on what this
+// node has seen while leading, not on beats from an earlier term.
+func (l *Liveness) Lead() {
+	now := l.opts.Now()
 	l.mu.Lock()
-	l.beats = map[instRef]time.Time{}
+	l.epoch = now
 	l.mu.Unlock()
 }
 
@@ -93,6 +98,9 @@ func (l *Liveness) Sweep(s *Store) *Command {
 			// First sight on this node: start its clock now.
 			l.beats[ref] = now
 			return
+		}
+		if last.Before(l.epoch) {
+			last = l.epoch
 		}
 		age := now.Sub(last)
 		c := changes[k]

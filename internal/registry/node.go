@@ -242,14 +242,15 @@ func (n *Node) Propose(c *Command) (uint64, error) {
 	}
 	f := n.raft.Apply(data, 5*time.Second)
 	if err := f.Error(); err != nil {
-		return 0, fmt.Errorf("replicating %s: %w", c.Op, err)
+		// Leadership lost, no leader, a timeout: the caller may retry.
+		return 0, errf(503, "replicating %s: %v", c.Op, err)
 	}
 	r, _ := f.Response().(applyResult)
 	return r.index, r.err
 }
 
 // leaderLoop runs the leader's duties: heartbeat sweeps and persistent
-// checks. A node that becomes leader forgets every beat it had, so each
+// checks. A node that becomes leader counts silence from then on, so each
 // instance gets a full RemoveAfter to reach it.
 func (n *Node) leaderLoop() {
 	defer n.done.Done()
@@ -264,7 +265,7 @@ func (n *Node) leaderLoop() {
 		}
 		now := n.IsLeader()
 		if now && !leading {
-			n.live.Reset()
+			n.live.Lead()
 			// The barrier makes sure every entry of the previous term is
 			// applied before this node judges instances on its store.
 			if err := n.raft.Barrier(5 * time.Second).Error(); err != nil {

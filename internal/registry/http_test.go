@@ -1,0 +1,226 @@
+package registry
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func do(t *testing.T, method, url, token string, body any) (int, []byte, http.Header) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, r)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+func TestHTTPAuth(t *testing.T) {
+	n := startNode(t, Options{AdminToken: "adm", NamespaceTokens: map[string]string{"prod": "p-secret"}})
+	u := "http://" + n.ID()
+	reg := map[string]any{"namespace": "prod", "service": "web", "ip": "10.0.0.1", "port": 80}
+	for _, tc := range []struct {
+		desc, method, path, token string
+		body                      any
+		want                      int
+	}{
+		{"namespace without token", "PUT", "/v1/registry/instances", "", reg, 403},
+		{"namespace wrong token", "PUT", "/v1/registry/instances", "nope", reg, 403},
+		{"namespace token", "PUT", "/v1/registry/instances", "p-secret", reg, 200},
+		{"admin token opens namespaces", "PUT", "/v1/registry/instances", "adm", reg, 200},
+		{"query without token", "GET", "/v1/registry/services/prod/DEFAULT_GROUP/web", "", nil, 403},
+		{"query with token", "GET", "/v1/registry/services/prod/DEFAULT_GROUP/web", "p-secret", nil, 200},
+		{"open namespace", "PUT", "/v1/registry/instances", "", map[string]any{"service": "web", "ip": "10.0.0.1", "port": 80}, 200},
+		{"admin write without token", "PUT", "/v1/registry/services", "", map[string]any{"service": "web"}, 401},
+		{"admin write with namespace token", "PUT", "/v1/registry/services", "p-secret", map[string]any{"service": "web"}, 401},
+		{"admin write with token", "PUT", "/v1/registry/services", "adm", map[string]any{"service": "web", "protect_threshold": 0.5}, 200},
+		{"nacos register without token", "POST", "/nacos/v1/ns/instance?namespaceId=prod&serviceName=x&ip=10.0.0.2&port=80", "", nil, 403},
+		{"nacos register with accessToken", "POST", "/nacos/v1/ns/instance?namespaceId=prod&serviceName=x&ip=10.0.0.2&port=80&accessToken=p-secret", "", nil, 200},
+		{"bad json", "PUT", "/v1/registry/instances", "", "not an object", 400},
+		{"unknown field", "PUT", "/v1/registry/instances", "", map[string]any{"service": "web", "ip": "10.0.0.1", "port": 80, "zzz": 1}, 400},
+		{"bad ip", "PUT", "/v1/registry/instances", "", map[string]any{"service": "web", "ip": "x", "port": 80}, 400},
+		{"bad selector", "GET", "/v1/registry/services/public/DEFAULT_GROUP/web?selector=novalue", "", nil, 400},
+		{"bad index", "GET", "/v1/registry/services/public/DEFAULT_GROUP/web?index=x", "", nil, 400},
+	} {
+		code, body, _ := do(t, tc.method, u+tc.path, tc.token, tc.body)
+		if code != tc.want {
+			t.Errorf("%s: status %d (%s), want %d", tc.desc, code, body, tc.want)
+		}
+	}
+}
+
+func query(t *testing.T, url string) Result {
+	t.Helper()
+	code, body, _ := do(t, "GET", url, "", nil)
+	if code != 200 {
+		t.Fatalf("GET %s: %d %s", url, code, body)
+	}
+	var r Result
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestHTTPQueryWeightsAndGray(t *testing.T) {
+	n := startNode(t, Options{})
+	u := "http://" + n.ID()
+	for i, v := range []string{"1", "1", "2"} {
+		code, b, _ := do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "api", "ip": "10.0.0." + strconv.Itoa(i+1), "port": 80, "cluster": "a", "metadata": map[string]string{"version": v}})
+		if code != 200 {
+			t.Fatalf("register: %d %s", code, b)
+		}
+	}
+	code, b, _ := do(t, "PUT", u+"/v1/registry/services", "", map[string]any{"service": "api", "routes": []map[string]any{{"name": "canary", "caller_tags": map[string]string{"team": "x"}, "select": map[string]string{"version": "2"}}}})
+	if code != 200 {
+		t.Fatalf("put service: %d %s", code, b)
+	}
+	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?tag=team=x"); r.Route != "canary" || len(r.Instances) != 1 || r.Instances[0].IP != "10.0.0.3" {
+		t.Fatalf("gray query: %+v", r)
+	}
+	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?selector=version=1"); len(r.Instances) != 2 {
+		t.Fatalf("selector query: %+v", r)
+	}
+	// Weights change at run time; weight 0 takes no new traffic.
+	code, b, _ = do(t, "PATCH", u+"/v1/registry/instances", "", map[string]any{"service": "api", "ip": "10.0.0.1", "port": 80, "cluster": "a", "set_weight": 0})
+	if code != 200 {
+		t.Fatalf("patch: %d %s", code, b)
+	}
+	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?selector=version=1"); len(r.Instances) != 1 || r.Instances[0].IP != "10.0.0.2" {
+		t.Fatalf("after weight 0: %+v", r)
+	}
+	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?healthy=false"); len(r.Instances) != 3 || r.Instances[0].Weight != 0 {
+		t.Fatalf("all instances: %+v", r)
+	}
+}
+
+// TestBlockingQueryAndWatch: a blocking query returns when the service
+// changes; a watch stream delivers the change well within a second.
+func TestBlockingQueryAndWatch(t *testing.T) {
+	n := startNode(t, Options{})
+	u := "http://" + n.ID()
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "w", "ip": "10.0.0.1", "port": 80})
+	r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/w")
+	// Nothing changes: the blocking query times out with the same index.
+	start := time.Now()
+	r2 := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/w?index="+strconv.FormatUint(r.Index, 10)+"&wait=100ms")
+	if r2.Index != r.Index || time.Since(start) < 100*time.Millisecond {
+		t.Fatalf("idle blocking query: index %d after %v", r2.Index, time.Since(start))
+	}
+
+	resp, err := http.Get(u + "/v1/registry/watch/public/DEFAULT_GROUP/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	next := func() Result {
+		if !lines.Scan() {
+			t.Fatalf("watch ended: %v", lines.Err())
+		}
+		var r Result
+		if err := json.Unmarshal(lines.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if first := next(); len(first.Instances) != 1 {
+		t.Fatalf("watch first: %+v", first)
+	}
+	blocked := make(chan Result, 1)
+	go func() {
+		var r Result
+		_, b, _ := do(t, "GET", u+"/v1/registry/services/public/DEFAULT_GROUP/w?wait=10s&index="+strconv.FormatUint(r2.Index, 10), "", nil)
+		json.Unmarshal(b, &r)
+		blocked <- r
+	}()
+	time.Sleep(50 * time.Millisecond) // let the blocking query park
+	changed := time.Now()
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "w", "ip": "10.0.0.2", "port": 80})
+	if got := next(); len(got.Instances) != 2 {
+		t.Fatalf("watch change: %+v", got)
+	}
+	if d := time.Since(changed); d > time.Second {
+		t.Fatalf("watch delivered the change after %v", d)
+	}
+	select {
+	case got := <-blocked:
+		if len(got.Instances) != 2 || got.Index <= r2.Index {
+			t.Fatalf("blocking query woke with %+v", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocking query not woken")
+	}
+}
+
+// TestBeatRevivesAndReregisters: beats reach the leader only; a beat of an
+// unhealthy instance makes it healthy, a beat of a removed one registers
+// it again.
+func TestBeatRevivesAndReregisters(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	n := startNode(t, Options{Liveness: LivenessOptions{Now: clk.now}})
+	u := "http://" + n.ID()
+	inst := map[string]any{"service": "hb", "ip": "10.0.0.1", "port": 80}
+	do(t, "PUT", u+"/v1/registry/instances", "", inst)
+	healthy := func() (bool, bool) {
+		in, ok := n.Store().Instance(Key{Service: "hb"}, "10.0.0.1#80#DEFAULT")
+		return in.Healthy, ok
+	}
+	clk.add(16 * time.Second)
+	waitFor(t, 5*time.Second, "unhealthy after 15s", func() bool { h, ok := healthy(); return ok && !h })
+	if code, b, _ := do(t, "PUT", u+"/v1/registry/beat", "", inst); code != 200 {
+		t.Fatalf("beat: %d %s", code, b)
+	}
+	if h, _ := healthy(); !h {
+		t.Fatal("beat did not revive the instance")
+	}
+	clk.add(31 * time.Second)
+	waitFor(t, 5*time.Second, "removed after 30s", func() bool { _, ok := healthy(); return !ok })
+	do(t, "PUT", u+"/v1/registry/beat", "", inst)
+	if h, ok := healthy(); !ok || !h {
+		t.Fatal("beat did not register the removed instance again")
+	}
+}
+
+// TestRestartFromSnapshot: a node restarted on its data dir restores the
+// snapshot and replays the log after it.
+func TestRestartFromSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	n := clusterNode(t, addr, "127.0.0.1:0", filepath.Join(dir, "n"), nil)
+	waitFor(t, 5*time.Second, "leader", n.IsLeader)
+	u := "http://" + addr
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "s", "ip": "10.0.0.1", "port": 80, "ephemeral": false})
+	if err := n.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "s", "ip": "10.0.0.2", "port": 80, "ephemeral": false})
+	idx := n.Store().Index()
+	n.Kill()
+	n = clusterNode(t, addr, "127.0.0.1:0", filepath.Join(dir, "n"), nil)
+	defer n.Kill()
+	waitFor(t, 5*time.Second, "restored state", func() bool {
+		v, _ := n.Store().Get(Key{Service: "s"})
+		return len(v.Instances) == 2 && n.Store().Index() == idx
+	})
+}
