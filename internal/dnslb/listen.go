@@ -82,8 +82,9 @@ func (s *Server) listenOnce(addr string, sockets int) (*listener, error) {
 		// Later sockets join the port the first one got.
 		bind = u.LocalAddr().String()
 	}
-	// TCP is a plain listener: one accept loop serves few connections.
-	tl, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", bind)
+	// SO_REUSEPORT on TCP too, so a listener replaced on reload (a new
+	// socket count) can bind before the old one lets go.
+	tl, err := lc.Listen(context.Background(), "tcp", bind)
 	if err != nil {
 		return fail(err)
 	}

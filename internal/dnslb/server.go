@@ -92,7 +92,7 @@ func (s *Server) Apply(dc *config.DNS, pools map[string]*upstream.Pool) error {
 	next := map[string]*listener{}
 	var opened []*listener
 	for _, addr := range dc.Listen {
-		if l := s.listeners[addr]; l != nil && l.sockets == sockets {
+		if l := s.keep(addr, sockets); l != nil {
 			next[addr] = l
 			continue
 		}
@@ -108,8 +108,12 @@ func (s *Server) Apply(dc *config.DNS, pools map[string]*upstream.Pool) error {
 	}
 	s.limits.Store(&tcpLimits{maxConns: dc.TCPMaxConns, idle: dc.TCPIdleTimeout.D()})
 	s.tab.Store(t)
-	for addr, l := range s.listeners {
-		if next[addr] != l {
+	kept := map[*listener]bool{}
+	for _, l := range next {
+		kept[l] = true
+	}
+	for _, l := range s.listeners {
+		if !kept[l] {
 			l.close()
 		}
 	}
@@ -119,6 +123,18 @@ func (s *Server) Apply(dc *config.DNS, pools map[string]*upstream.Pool) error {
 		s.log.Info("dns listening", "addr", o.addr())
 	}
 	s.watchPools(pools)
+	return nil
+}
+
+// keep returns the running listener for addr, matched by the address
+// written in the config or the one it is bound to (so "host:0" followed by
+// the port it got is the same listener), when its socket count stays.
+func (s *Server) keep(addr string, sockets int) *listener {
+	for written, l := range s.listeners {
+		if (written == addr || l.addr() == addr) && l.sockets == sockets {
+			return l
+		}
+	}
 	return nil
 }
 
