@@ -34,7 +34,7 @@ func startNode(t *testing.T, o Options) *Node {
 		defer cancel()
 		n.Close(ctx)
 	})
-	waitFor(t, 5*time.Second, "leader", func() bool { return len(o.Join) > 0 || n.IsLeader() })
+	waitFor(t, 5*time.Second, "leader", func() bool { return len(o.Join) > 0 || n.Serving() })
 	return n
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -66,6 +67,10 @@ type Node struct {
 	ln      net.Listener
 	handler http.Handler
 	fwd     *http.Client
+
+	// leading is true once the leader loop has taken up this node's
+	// leadership (liveness epoch set, previous term applied).
+	leading atomic.Bool
 
 	stop    chan struct{}
 	done    sync.WaitGroup
@@ -205,6 +210,10 @@ func (n *Node) Store() *Store { return n.store }
 // IsLeader reports whether this node leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
+// Serving reports whether this node leads and has taken up the leader's
+// duties (heartbeat sweeps, checks).
+func (n *Node) Serving() bool { return n.leading.Load() && n.IsLeader() }
+
 // Leader returns the leader's HTTP address, or "".
 func (n *Node) Leader() string {
 	_, id := n.raft.LeaderWithID()
@@ -273,6 +282,7 @@ func (n *Node) leaderLoop() {
 			}
 		}
 		leading = now
+		n.leading.Store(now)
 		if !leading {
 			continue
 		}

@@ -291,33 +291,28 @@ func (s *Store) Get(k Key) (v View, ok bool) {
 // service's index is already past index. It returns the current view.
 func (s *Store) Wait(ctx context.Context, k Key, index uint64) (View, bool) {
 	k = k.withDefaults()
-	for {
-		s.mu.Lock()
-		e := s.services[k]
-		cur := uint64(0)
-		if e != nil {
-			cur = e.index
-		}
-		// A service that does not exist has index 0; waiting for a
-		// change past 0 waits for it to appear. An index ahead of the
-		// store (a client that talked to a node further along) waits
-		// too, as Consul's does.
-		if cur > index {
-			s.mu.Unlock()
-			return s.Get(k)
-		}
-		w, ok := s.waiters[k]
-		if !ok {
-			w = make(chan struct{})
-			s.waiters[k] = w
-		}
+	s.mu.Lock()
+	e := s.services[k]
+	// A service that does not exist has index 0: waiting past 0 waits for
+	// it to appear, and a caller that knew it (index > 0) learns at once
+	// that it is gone. An index ahead of an existing service's (a client
+	// that talked to a node further along) waits for the next change, as
+	// Consul's does.
+	if (e == nil && index > 0) || (e != nil && e.index > index) {
 		s.mu.Unlock()
-		select {
-		case <-w:
-		case <-ctx.Done():
-			return s.Get(k)
-		}
+		return s.Get(k)
 	}
+	w, ok := s.waiters[k]
+	if !ok {
+		w = make(chan struct{})
+		s.waiters[k] = w
+	}
+	s.mu.Unlock()
+	select {
+	case <-w:
+	case <-ctx.Done():
+	}
+	return s.Get(k)
 }
 
 // Changed returns a channel closed at the next change of any service.
