@@ -664,4 +664,21 @@ func TestCurl(t *testing.T) {
 	if want := "curl.test /a/b 127.0.0.1curl.test /c 127.0.0.1"; string(out) != want {
 		t.Fatalf("curl got %q, want %q", out, want)
 	}
+
+	// curl sends Expect: 100-continue with bodies over 1 MB and waits for
+	// the 100 before sending: the proxy must answer it and pass the body.
+	echoBE := startBackend(t, echo())
+	_, echoURL := startProxy(t, Options{}, []config.Route{{Pool: "e"}}, map[string]*upstream.Pool{"e": newPool(t, "e", echoBE.addr)})
+	body := strings.Repeat("0123456789abcdef", 1<<17) // 2 MiB
+	sum := sha256.Sum256([]byte(body))
+	cmd := exec.CommandContext(ctx, curl, "-sS", "-D", "-", "-o", "/dev/null", "-H", "Content-Type: application/octet-stream",
+		"--data-binary", "@-", echoURL+"/upload")
+	cmd.Stdin = strings.NewReader(body)
+	out, err = cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl upload: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "HTTP/1.1 100 Continue") || !strings.Contains(strings.ToLower(string(out)), hex.EncodeToString(sum[:])) {
+		t.Fatalf("curl upload with Expect: 100-continue: headers %q", out)
+	}
 }
