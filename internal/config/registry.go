@@ -1,5 +1,159 @@
 package config
 
-// Registry is the service registry role. Its fields, defaults (onDefaults) and
-// validation (onValidate) live in this file.
-type Registry struct{}
+import (
+	"fmt"
+	"net"
+	"time"
+)
+
+// Registry is the service registry role: a Nacos-style naming service
+// replicated by Raft. Its fields, defaults (onDefaults) and validation
+// (onValidate) live in this file.
+type Registry struct {
+	// Listen is the HTTP API's host:port (default 127.0.0.1:8848, Nacos's
+	// port). It is also the node's ID in the cluster.
+	Listen string `yaml:"listen"`
+	// RaftListen is where Raft talks to the other nodes (default: the
+	// listen host, port 7848).
+	RaftListen string `yaml:"raft_listen"`
+	// Data is the directory of the Raft log and snapshots (default
+	// ./data/registry); "memory" keeps everything in memory.
+	Data string `yaml:"data"`
+	// Join lists HTTP addresses of existing nodes to join; empty
+	// bootstraps a cluster of one.
+	Join []string `yaml:"join"`
+	// Token is the admin token that service changes, weight changes and
+	// joins need. Required when listen is not a loopback address.
+	Token string `yaml:"token"`
+	// Namespaces lists the namespaces that require an access token.
+	Namespaces []RegistryNamespace `yaml:"namespaces"`
+	// HeartbeatInterval is how often clients are told to beat (default 5s).
+	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
+	// UnhealthyAfter without a heartbeat marks an ephemeral instance
+	// unhealthy (default 15s).
+	UnhealthyAfter Duration `yaml:"unhealthy_after"`
+	// RemoveAfter without a heartbeat removes it (default 30s).
+	RemoveAfter Duration `yaml:"remove_after"`
+	// MaxWait caps the wait of a blocking query (default 5m).
+	MaxWait Duration `yaml:"max_wait"`
+	// Check is how the servers check persistent instances (default tcp).
+	Check *HealthCheck `yaml:"check"`
+}
+
+// RegistryNamespace is a namespace that needs an access token.
+type RegistryNamespace struct {
+	// Name is the namespace (dev, test, prod …).
+	Name string `yaml:"name"`
+	// Token is the access token every request in it must carry.
+	Token string `yaml:"token"`
+}
+
+// Registry defaults.
+const (
+	DefaultRegistryListen = "127.0.0.1:8848"
+	DefaultRegistryRaft   = "7848"
+	DefaultRegistryData   = "./data/registry"
+)
+
+func init() {
+	onDefaults(registryDefaults)
+	onValidate(registryValidate)
+}
+
+func registryDefaults(c *Config, absent func(isZero bool, path string) bool) {
+	r := c.Registry
+	if r == nil {
+		return
+	}
+	if r.Listen == "" {
+		r.Listen = DefaultRegistryListen
+	}
+	if r.RaftListen == "" {
+		host, _, err := net.SplitHostPort(r.Listen)
+		if err == nil {
+			r.RaftListen = net.JoinHostPort(host, DefaultRegistryRaft)
+		}
+	}
+	if r.Data == "" {
+		r.Data = DefaultRegistryData
+	}
+	if absent(r.HeartbeatInterval == 0, "registry.heartbeat_interval") {
+		r.HeartbeatInterval = Duration(5 * time.Second)
+	}
+	if absent(r.UnhealthyAfter == 0, "registry.unhealthy_after") {
+		r.UnhealthyAfter = Duration(15 * time.Second)
+	}
+	if absent(r.RemoveAfter == 0, "registry.remove_after") {
+		r.RemoveAfter = Duration(30 * time.Second)
+	}
+	if absent(r.MaxWait == 0, "registry.max_wait") {
+		r.MaxWait = Duration(5 * time.Minute)
+	}
+	if h := r.Check; h != nil {
+		if h.Type == "" {
+			h.Type = "tcp"
+		}
+		if absent(h.Interval == 0, "registry.check.interval") {
+			h.Interval = DefaultInterval
+		}
+		if absent(h.Timeout == 0, "registry.check.timeout") {
+			h.Timeout = DefaultTimeout
+		}
+		if h.Jitter == nil {
+			h.Jitter = ptr(h.Interval / 10)
+		}
+		if absent(h.Rise == 0, "registry.check.rise") {
+			h.Rise = DefaultRise
+		}
+		if absent(h.Fall == 0, "registry.check.fall") {
+			h.Fall = DefaultFall
+		}
+		if (h.Type == "http" || h.Type == "https") && h.Path == "" {
+			h.Path, h.Method, h.ExpectStatus = DefaultPath, DefaultMethod, DefaultExpectStatus
+		}
+	}
+}
+
+func registryValidate(v *validator, _ map[string]bool) {
+	r := v.c.Registry
+	if r == nil {
+		return
+	}
+	host, ok := v.addr("registry.listen", r.Listen, false)
+	if ok && r.Token == "" && !isLoopback(host) {
+		v.errorf("registry.token", "a token is required when registry.listen (%s) is not a loopback address", r.Listen)
+	}
+	v.addr("registry.raft_listen", r.RaftListen, false)
+	for i, j := range r.Join {
+		v.addr(fmt.Sprintf("registry.join[%d]", i), j, true)
+	}
+	if r.HeartbeatInterval <= 0 {
+		v.errorf("registry.heartbeat_interval", "must be positive")
+	}
+	if r.UnhealthyAfter <= r.HeartbeatInterval {
+		v.errorf("registry.unhealthy_after", "must be longer than heartbeat_interval (%s)", r.HeartbeatInterval.D())
+	}
+	if r.RemoveAfter < r.UnhealthyAfter {
+		v.errorf("registry.remove_after", "must not be shorter than unhealthy_after (%s)", r.UnhealthyAfter.D())
+	}
+	if r.MaxWait <= 0 {
+		v.errorf("registry.max_wait", "must be positive")
+	}
+	seen := map[string]bool{}
+	for i, ns := range r.Namespaces {
+		p := fmt.Sprintf("registry.namespaces[%d]", i)
+		if ns.Name == "" {
+			v.errorf(p+".name", "is required")
+		}
+		if ns.Token == "" {
+			v.errorf(p+".token", "is required")
+		}
+		if seen[ns.Name] {
+			v.errorf(p+".name", "namespace %q is listed twice", ns.Name)
+		}
+		seen[ns.Name] = true
+	}
+	if r.Check != nil {
+		v.health("registry.check", r.Check)
+	}
+}

@@ -28,6 +28,8 @@ type Config struct {
 	L4 *L4 `yaml:"l4"`
 	// DNS is the authoritative DNS load balancer role (dns.go).
 	DNS *DNS `yaml:"dns"`
+	// Registry is the service registry role (registry.go).
+	Registry *Registry `yaml:"registry"`
 
 	// pos records where each field was written, so that defaults can tell
 	// an explicit zero from an absent field and errors can cite lines. It

@@ -1,0 +1,51 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRegistryDefaults(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("registry:\n  check: {type: tcp}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Registry
+	if r.Listen != DefaultRegistryListen || r.RaftListen != "127.0.0.1:7848" || r.Data != DefaultRegistryData ||
+		r.HeartbeatInterval.D() != 5*time.Second || r.UnhealthyAfter.D() != 15*time.Second || r.RemoveAfter.D() != 30*time.Second ||
+		r.MaxWait.D() != 5*time.Minute || r.Check.Interval != DefaultInterval || r.Check.Rise != DefaultRise {
+		t.Errorf("defaults not applied: %+v", r)
+	}
+	if c, _ := Parse("t.yaml", []byte("pools: []\n")); c.Registry != nil {
+		t.Error("registry section appeared from nowhere")
+	}
+}
+
+func TestRegistryValidationErrors(t *testing.T) {
+	for _, tc := range []struct {
+		desc, yaml, want string
+	}{
+		{"public listen without token", "listen: 0.0.0.0:8848", "registry.token: a token is required"},
+		{"bad listen", "listen: nope", `registry.listen: "nope" is not host:port`},
+		{"bad join", "join: [\"x\"]", "registry.join[0]"},
+		{"unhealthy before a beat", "heartbeat_interval: 10s\n  unhealthy_after: 5s", "must be longer than heartbeat_interval"},
+		{"removed before unhealthy", "remove_after: 10s", "must not be shorter than unhealthy_after"},
+		{"namespace without token", "namespaces: [{name: prod}]", "registry.namespaces[0].token: is required"},
+		{"namespace twice", "namespaces: [{name: a, token: x}, {name: a, token: y}]", `namespace "a" is listed twice`},
+		{"bad check", "check: {type: smtp}", `registry.check.type: unknown type "smtp"`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte("registry:\n  "+tc.yaml+"\n"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "t.yaml:") {
+				t.Errorf("error %v does not cite file:line", err)
+			}
+		})
+	}
+	if _, err := Parse("t.yaml", []byte("registry:\n  listen: 0.0.0.0:8848\n  token: s\n")); err != nil {
+		t.Errorf("public listen with a token: %v", err)
+	}
+}
