@@ -31,10 +31,23 @@ func isLoopback(r *http.Request) bool {
 // adminOK reports whether r may make admin writes: it carries the admin
 // token or, when none is configured, comes from loopback.
 func (n *Node) adminOK(r *http.Request) bool {
-	if n.opts.AdminToken == "" {
+	a := n.auth.Load()
+	if a.admin == "" {
 		return isLoopback(r)
 	}
-	return tokenEqual(requestToken(r), n.opts.AdminToken)
+	return tokenEqual(requestToken(r), a.admin)
+}
+
+// authConfig is the node's tokens; a reload swaps it whole.
+type authConfig struct {
+	admin      string
+	namespaces map[string]string
+}
+
+// SetTokens replaces the admin token and the namespace tokens; requests
+// already in flight finish under the old ones.
+func (n *Node) SetTokens(admin string, namespaces map[string]string) {
+	n.auth.Store(&authConfig{admin: admin, namespaces: namespaces})
 }
 
 // namespaceOK reports whether r may use namespace ns: the namespace needs
@@ -43,10 +56,11 @@ func (n *Node) namespaceOK(r *http.Request, ns string) bool {
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	want, ok := n.opts.NamespaceTokens[ns]
+	a := n.auth.Load()
+	want, ok := a.namespaces[ns]
 	if !ok || want == "" {
 		return true
 	}
 	t := requestToken(r)
-	return tokenEqual(t, want) || (n.opts.AdminToken != "" && tokenEqual(t, n.opts.AdminToken))
+	return tokenEqual(t, want) || (a.admin != "" && tokenEqual(t, a.admin))
 }

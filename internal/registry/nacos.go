@@ -35,8 +35,9 @@ func (n *Node) nacosRoutes(m *http.ServeMux) {
 	login := func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()
 		pw := r.Form.Get("password")
-		ok := n.opts.AdminToken != "" && tokenEqual(pw, n.opts.AdminToken)
-		for _, t := range n.opts.NamespaceTokens {
+		a := n.auth.Load()
+		ok := a.admin != "" && tokenEqual(pw, a.admin)
+		for _, t := range a.namespaces {
 			ok = ok || (t != "" && tokenEqual(pw, t))
 		}
 		if !ok {

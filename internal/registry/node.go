@@ -71,6 +71,7 @@ type Node struct {
 	// leading is true once the leader loop has taken up this node's
 	// leadership (liveness epoch set, previous term applied).
 	leading atomic.Bool
+	auth    atomic.Pointer[authConfig]
 
 	stop    chan struct{}
 	done    sync.WaitGroup
@@ -106,6 +107,7 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 		stop:  make(chan struct{}),
 		fwd:   &http.Client{Timeout: 10 * time.Second},
 	}
+	n.SetTokens(opts.AdminToken, opts.NamespaceTokens)
 	if err := n.openRaft(); err != nil {
 		return nil, err
 	}
@@ -302,8 +304,8 @@ func (n *Node) joinLoop() {
 	for attempt := 0; ; attempt++ {
 		for _, addr := range n.opts.Join {
 			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/registry/cluster/join", bytes.NewReader(body))
-			if n.opts.AdminToken != "" {
-				req.Header.Set("Authorization", "Bearer "+n.opts.AdminToken)
+			if a := n.auth.Load(); a.admin != "" {
+				req.Header.Set("Authorization", "Bearer "+a.admin)
 			}
 			resp, err := n.fwd.Do(req)
 			if err == nil {

@@ -1,0 +1,122 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"reflect"
+	"sync"
+
+	"github.com/strata-lb/strata/internal/config"
+)
+
+// Server runs a Node from the registry section of the config, for the
+// supervisor: the first Apply starts the node, later ones change what can
+// change while it runs (tokens), and a config without the section stops
+// it.
+type Server struct {
+	log *slog.Logger
+
+	mu   sync.Mutex
+	node *Node
+	cur  *config.Registry
+}
+
+// NewServer makes a server that is not running yet.
+func NewServer(log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{log: log}
+}
+
+// OptionsFrom turns the config section into node options.
+func OptionsFrom(c *config.Registry, log *slog.Logger) Options {
+	o := Options{
+		RaftAddr:   c.RaftListen,
+		DataDir:    c.Data,
+		Join:       c.Join,
+		AdminToken: c.Token,
+		Liveness: LivenessOptions{
+			Interval:       c.HeartbeatInterval.D(),
+			UnhealthyAfter: c.UnhealthyAfter.D(),
+			RemoveAfter:    c.RemoveAfter.D(),
+		},
+		MaxWait: c.MaxWait.D(),
+		Checks:  CheckOptions{Check: c.Check},
+		Logger:  log,
+	}
+	if o.DataDir == "memory" {
+		o.DataDir = ""
+	}
+	if len(c.Namespaces) > 0 {
+		o.NamespaceTokens = map[string]string{}
+		for _, ns := range c.Namespaces {
+			o.NamespaceTokens[ns.Name] = ns.Token
+		}
+	}
+	return o
+}
+
+// restartOnly blanks what a reload may change, so what remains must stay.
+func restartOnly(c *config.Registry) config.Registry {
+	x := *c
+	x.Token, x.Namespaces = "", nil
+	return x
+}
+
+// Apply implements the supervisor's role contract. A failed Apply leaves
+// the node as it was.
+func (s *Server) Apply(c *config.Registry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c == nil {
+		if s.node != nil {
+			err := s.node.Close(context.Background())
+			s.node, s.cur = nil, nil
+			return err
+		}
+		return nil
+	}
+	if s.node != nil {
+		if !reflect.DeepEqual(restartOnly(c), restartOnly(s.cur)) {
+			return fmt.Errorf("registry: only token and namespaces change on reload; restart strata to change the rest")
+		}
+		o := OptionsFrom(c, s.log)
+		s.node.SetTokens(o.AdminToken, o.NamespaceTokens)
+		s.cur = c
+		return nil
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("registry: listening on %s: %w", c.Listen, err)
+	}
+	n, err := Start(ln, OptionsFrom(c, s.log))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.log.Info("registry serving", "listen", n.ID(), "raft", n.RaftAddr(), "data", c.Data)
+	s.node, s.cur = n, c
+	return nil
+}
+
+// Node returns the running node, or nil.
+func (s *Server) Node() *Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.node
+}
+
+// Shutdown stops the node.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.node == nil {
+		return nil
+	}
+	err := s.node.Close(ctx)
+	s.node = nil
+	return err
+}
