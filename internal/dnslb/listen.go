@@ -128,8 +128,9 @@ func (l *listener) newWorker() *worker {
 	return newWorker(shard, l.s.opts.Seed)
 }
 
-func (l *listener) serveUDP(u *net.UDPConn, _ int) {
-	defer l.wg.Done()
+// serveUDPSimple answers one datagram per system call each way; Linux
+// uses the batched reader in udp_linux.go instead.
+func (l *listener) serveUDPSimple(u *net.UDPConn) {
 	w := l.newWorker()
 	buf := make([]byte, 65535)
 	for {
