@@ -14,6 +14,10 @@
 // Retries: a connect error is retried once on another backend for
 // idempotent methods; a pooled connection the backend had already closed
 // is retried on a fresh connection when the request can be replayed, and
-// is probed before use when it cannot. Upgrade requests (WebSocket) are
-// answered 501 for now.
+// is probed before use when it cannot.
+//
+// Upgrade requests (WebSocket) get a backend connection of their own; on
+// 101 the client connection is taken over from net/http and the two are
+// joined byte for byte. Such tunnels survive Apply, and Shutdown waits for
+// them until its deadline. Upgrade requests with a body are answered 501.
 package l7

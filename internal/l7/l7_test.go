@@ -324,10 +324,10 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
-func TestUpgradeNotImplemented(t *testing.T) {
+func TestUpgradeWithBodyNotImplemented(t *testing.T) {
 	be := startBackend(t, named("x"))
 	_, url := startProxy(t, Options{}, []config.Route{{Pool: "p"}}, map[string]*upstream.Pool{"p": newPool(t, "p", be.addr)})
-	req, _ := http.NewRequest("GET", url+"/ws", nil)
+	req, _ := http.NewRequest("POST", url+"/ws", strings.NewReader("body"))
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
 	resp, err := http.DefaultClient.Do(req)

@@ -57,12 +57,7 @@ const (
 )
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade") {
-		// Upgrade (WebSocket) needs a bidirectional tunnel, which this
-		// data path does not do yet; refusing is better than a hang.
-		http.Error(w, "protocol upgrade not supported", http.StatusNotImplemented)
-		return
-	}
+	upgrade := r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade")
 	rt := h.ln.table.Load().match(r.Host, r.URL.Path)
 	if rt == nil {
 		http.Error(w, "no route", http.StatusNotFound)
@@ -73,6 +68,10 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b := snap.Pick(xxhash.Sum64String(ip))
 	if b == nil {
 		http.Error(w, "no backend available", http.StatusServiceUnavailable)
+		return
+	}
+	if upgrade {
+		h.s.tunnel(w, r, rt, snap, b, ip)
 		return
 	}
 	x := exchangePool.Get().(*exchange)
@@ -279,6 +278,31 @@ func (e clientError) Unwrap() error { return e.err }
 // form, hop-by-hop headers and those named by Connection removed (RFC 9110
 // §7.6.1), X-Forwarded-For extended with the client address, Host kept.
 func writeRequest(bw *bufio.Writer, r *http.Request, ip string, hasBody bool, x *exchange) error {
+	writeHead(bw, r, ip)
+
+	chunked := false
+	switch {
+	case r.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), r.ContentLength, 10))
+		bw.WriteString("\r\n")
+	case hasBody:
+		chunked = true
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
+		// Some servers insist on a length for these methods (411).
+		bw.WriteString("Content-Length: 0\r\n")
+	}
+	_, err := bw.WriteString("\r\n")
+	if err != nil || !hasBody {
+		return err
+	}
+	return writeBody(bw, r.Body, chunked, x.copyBuf())
+}
+
+// writeHead writes the request line and the end-to-end header fields,
+// without the framing fields and the final empty line.
+func writeHead(bw *bufio.Writer, r *http.Request, ip string) {
 	uri := r.RequestURI
 	if uri == "" || (uri[0] != '/' && uri != "*") {
 		uri = r.URL.RequestURI()
@@ -308,25 +332,6 @@ func writeRequest(bw *bufio.Writer, r *http.Request, ip string, hasBody bool, x 
 	}
 	bw.WriteString(ip)
 	bw.WriteString("\r\n")
-
-	chunked := false
-	switch {
-	case r.ContentLength > 0:
-		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), r.ContentLength, 10))
-		bw.WriteString("\r\n")
-	case hasBody:
-		chunked = true
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
-	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
-		// Some servers insist on a length for these methods (411).
-		bw.WriteString("Content-Length: 0\r\n")
-	}
-	_, err := bw.WriteString("\r\n")
-	if err != nil || !hasBody {
-		return err
-	}
-	return writeBody(bw, r.Body, chunked, x.copyBuf())
 }
 
 // writeBody copies the request body, chunk-encoding it when its length is

@@ -64,6 +64,7 @@ type Server struct {
 	listeners map[string]*listener
 	draining  sync.WaitGroup
 	shutdown  atomic.Bool
+	tunnels   tunnels
 	// base parents the drains of removed listeners; Shutdown cancels it
 	// when its own deadline passes so that nothing outlives it.
 	base       context.Context
@@ -285,6 +286,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-drained
 	}
 	s.cancelBase()
+	// Upgraded connections finish on their own until ctx ends.
+	tunnelsDone := make(chan struct{})
+	go func() { s.tunnels.wg.Wait(); close(tunnelsDone) }()
+	select {
+	case <-tunnelsDone:
+	case <-ctx.Done():
+		if first == nil {
+			first = ctx.Err()
+		}
+		s.tunnels.closeAll()
+		<-tunnelsDone
+	}
 	s.tr.close()
 	return first
 }
