@@ -374,6 +374,15 @@ func ParseRecord(zone, line string, ttl uint32) (dns.RR, error) {
 	if _, more := zp.Next(); more {
 		return nil, fmt.Errorf("%q holds more than one record", line)
 	}
+	// The parser accepts a type without data ("www A"), as dynamic
+	// update needs; served, it would be an empty, malformed record.
+	buf := make([]byte, 65535)
+	if _, err := dns.PackRR(rr, buf, 0, nil, false); err != nil {
+		return nil, fmt.Errorf("record %q: %v", line, err)
+	}
+	if rr.Header().Rdlength == 0 {
+		return nil, fmt.Errorf("record %q has no data", line)
+	}
 	if !dns.IsSubDomain(zone, strings.ToLower(rr.Header().Name)) {
 		return nil, fmt.Errorf("%s is outside the zone %s", rr.Header().Name, zone)
 	}

@@ -104,6 +104,7 @@ func TestZoneFile(t *testing.T) {
 
 	tests := []struct{ desc, body, want string }{
 		{desc: "syntax error names the file and line", body: "$TTL 60\nwww IN A not-an-ip\n", want: "example.test.zone"},
+		{desc: "type without data", body: "www IN A\n", want: "no valid data"},
 		{desc: "record outside the zone", body: "www.example.org. IN A 192.0.2.1\n", want: "outside the zone"},
 		{desc: "CNAME beside other data", body: "a IN CNAME b\na IN TXT \"x\"\n", want: "CNAME and other records"},
 		{desc: "include outside the zone's directory", body: "$INCLUDE /etc/passwd\n", want: "example.test"},

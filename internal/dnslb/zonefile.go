@@ -32,6 +32,7 @@ func loadRecords(zc *config.Zone) ([]dns.RR, error) {
 			return nil, fmt.Errorf("zone %s: %w", origin, err)
 		}
 		defer f.Close()
+		scratch := make([]byte, 65535)
 		zp := dns.NewZoneParser(f, origin, zc.File)
 		zp.SetDefaultTTL(ttl)
 		// $INCLUDE may only name files beside the zone file, so a zone
@@ -41,6 +42,11 @@ func loadRecords(zc *config.Zone) ([]dns.RR, error) {
 		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 			if !dns.IsSubDomain(origin, strings.ToLower(rr.Header().Name)) {
 				return nil, fmt.Errorf("zone %s: %s: %s is outside the zone", origin, zc.File, rr.Header().Name)
+			}
+			// The parser accepts a type without data, as dynamic update
+			// needs; served, it would be a malformed record.
+			if _, err := dns.PackRR(rr, scratch, 0, nil, false); err != nil || rr.Header().Rdlength == 0 {
+				return nil, fmt.Errorf("zone %s: %s: %s has no valid data", origin, zc.File, rr.Header().Name)
 			}
 			rrs = append(rrs, rr)
 		}
