@@ -682,3 +682,42 @@ func TestCurl(t *testing.T) {
 		t.Fatalf("curl upload with Expect: 100-continue: headers %q", out)
 	}
 }
+
+func TestUpstreamTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/stream":
+			// Silent for less than the timeout at a time, but streaming
+			// for several times the timeout in total.
+			end := time.Now().Add(4 * timeout)
+			for i := 0; time.Now().Before(end) && i < 100; i++ {
+				fmt.Fprintf(w, "event %d\n", i)
+				w.(http.Flusher).Flush()
+				time.Sleep(timeout / 6)
+			}
+		case "/stall":
+			select {
+			case <-time.After(10 * timeout):
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	_, url := startProxy(t, Options{UpstreamTimeout: timeout}, []config.Route{{Pool: "p"}}, map[string]*upstream.Pool{"p": newPool(t, "p", be.addr)})
+	tests := []struct {
+		desc, path string
+		status     int
+		minBody    int
+	}{
+		{desc: "a stream longer than the timeout is not cut", path: "/stream", status: 200, minBody: 8},
+		{desc: "a silent backend times out", path: "/stall", status: http.StatusGatewayTimeout},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			status, body, _ := get(t, http.DefaultClient, url+tc.path, "")
+			if status != tc.status || strings.Count(body, "\n") < tc.minBody {
+				t.Fatalf("got %d with %d lines, want %d with at least %d", status, strings.Count(body, "\n"), tc.status, tc.minBody)
+			}
+		})
+	}
+}

@@ -28,6 +28,24 @@ type handler struct {
 type exchange struct {
 	head responseHead
 	buf  []byte // copy buffer for bodies larger than the read buffer
+
+	// c and timeout let long bodies push the connection's deadline on, so
+	// that UpstreamTimeout bounds silence, not the length of a download,
+	// an upload or an event stream.
+	c       *upConn
+	timeout time.Duration
+}
+
+func releaseExchange(x *exchange) {
+	x.c = nil
+	exchangePool.Put(x)
+}
+
+// touch extends the backend deadline before a read that may block.
+func (x *exchange) touch(br *bufio.Reader) {
+	if x.c != nil && br.Buffered() == 0 {
+		x.c.extendDeadline(time.Now(), x.timeout)
+	}
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -75,7 +93,7 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x := exchangePool.Get().(*exchange)
-	defer exchangePool.Put(x)
+	defer releaseExchange(x)
 	retryable := isIdempotent(r.Method)
 	for attempt := 0; ; attempt++ {
 		res, err := h.s.forward(w, r, b, ip, x)
@@ -164,6 +182,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Bac
 		}
 		c.attach()
 		c.extendDeadline(now, s.tr.ioTimeout)
+		x.c, x.timeout = c, s.tr.ioTimeout
 
 		err := writeRequest(c.bw, r, ip, hasBody, x)
 		if err == nil {
@@ -297,7 +316,7 @@ func writeRequest(bw *bufio.Writer, r *http.Request, ip string, hasBody bool, x 
 	if err != nil || !hasBody {
 		return err
 	}
-	return writeBody(bw, r.Body, chunked, x.copyBuf())
+	return writeBody(bw, r.Body, chunked, x)
 }
 
 // writeHead writes the request line and the end-to-end header fields,
@@ -337,8 +356,12 @@ func writeHead(bw *bufio.Writer, r *http.Request, ip string) {
 // writeBody copies the request body, chunk-encoding it when its length is
 // unknown. It uses its own loop because bufio.Writer.ReadFrom would hand
 // the copy to net.TCPConn, which allocates a buffer per call.
-func writeBody(bw *bufio.Writer, body io.Reader, chunked bool, buf []byte) error {
+func writeBody(bw *bufio.Writer, body io.Reader, chunked bool, x *exchange) error {
+	buf := x.copyBuf()
 	for {
+		if x.c != nil {
+			x.c.extendDeadline(time.Now(), x.timeout)
+		}
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if chunked {
@@ -440,6 +463,7 @@ func copyN(w http.ResponseWriter, br *bufio.Reader, n int64, x *exchange) error 
 			if int64(len(buf)) > n {
 				buf = buf[:n]
 			}
+			x.touch(br)
 			m, err := br.Read(buf)
 			if m > 0 {
 				if _, werr := w.Write(buf[:m]); werr != nil {
@@ -456,6 +480,7 @@ func copyN(w http.ResponseWriter, br *bufio.Reader, n int64, x *exchange) error 
 			continue
 		}
 		if br.Buffered() == 0 {
+			x.touch(br)
 			if _, err := br.Peek(1); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
@@ -494,6 +519,7 @@ var errBadChunk = errors.New("malformed chunked response body")
 // the client. Trailer fields are passed on as http.TrailerPrefix headers.
 func copyChunked(w http.ResponseWriter, br *bufio.Reader, x *exchange) error {
 	for {
+		x.touch(br)
 		line, err := readLine(br)
 		if err != nil {
 			return err
@@ -506,11 +532,13 @@ func copyChunked(w http.ResponseWriter, br *bufio.Reader, x *exchange) error {
 			return errBadChunk
 		}
 		if size == 0 {
+			x.touch(br)
 			return copyTrailers(w, br)
 		}
 		if err := copyN(w, br, size, x); err != nil {
 			return err
 		}
+		x.touch(br)
 		crlf, err := readLine(br)
 		if err != nil {
 			return err
@@ -609,6 +637,7 @@ func indexByte(b []byte, c byte) int {
 func copyToEOF(w http.ResponseWriter, br *bufio.Reader, x *exchange) error {
 	buf := x.copyBuf()
 	for {
+		x.touch(br)
 		n, err := br.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {

@@ -88,7 +88,8 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, rt *route, snap 
 	c.attach()
 	c.extendDeadline(time.Now(), s.tr.ioTimeout)
 	x := exchangePool.Get().(*exchange)
-	defer exchangePool.Put(x)
+	defer releaseExchange(x)
+	x.c, x.timeout = c, s.tr.ioTimeout
 
 	writeHead(c.bw, r, ip)
 	c.bw.WriteString("Upgrade: ")
