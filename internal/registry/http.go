@@ -375,9 +375,10 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 	} else {
 		v, found = n.store.Get(q.Key)
 	}
-	res := Select(v, found, &q)
-	w.Header().Set("X-Strata-Index", strconv.FormatUint(res.Index, 10))
-	writeJSON(w, http.StatusOK, &res)
+	body := n.answers.answer(cacheKey(r, &v, q.Caller), &v, found, &q)
+	w.Header().Set("X-Strata-Index", strconv.FormatUint(v.Index, 10))
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
 }
 
 // handleWatch streams one JSON Result per line: the current answer, then
@@ -394,11 +395,9 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 	}
 	fl, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	enc := json.NewEncoder(w)
 	v, found := n.store.Get(q.Key)
 	for {
-		res := Select(v, found, &q)
-		if err := enc.Encode(&res); err != nil {
+		if _, err := w.Write(n.answers.answer(cacheKey(r, &v, q.Caller), &v, found, &q)); err != nil {
 			return
 		}
 		if fl != nil {

@@ -67,6 +67,7 @@ type Node struct {
 	ln      net.Listener
 	handler http.Handler
 	fwd     *http.Client
+	answers answerCache
 
 	// leading is true once the leader loop has taken up this node's
 	// leadership (liveness epoch set, previous term applied).
