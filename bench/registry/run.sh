@@ -117,7 +117,9 @@ else
 fi
 
 echo "# memory, each on a fresh server"
-start_strata "$DATA-mem"
+memdata=$DATA
+[ "$DATA" = memory ] || memdata="$DATA-mem"
+start_strata "$memdata"
 memory strata "127.0.0.1:$sp" "$spid"
 kill "$spid"
 if $have_consul; then
