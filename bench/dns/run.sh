@@ -122,9 +122,11 @@ dns:
 CONF
 
 "$KNOTD" -c "$tmp/knot.conf" 2>"$tmp/knot.log" &
-pids+=($!)
+knot_pid=$!
+pids+=($knot_pid)
 "$STRATA_BIN" run -c "$tmp/strata.yaml" --watch=false 2>"$tmp/strata.log" &
-pids+=($!)
+strata_pid=$!
+pids+=($strata_pid)
 
 wait_answer() { # port name count
 	for _ in $(seq 1 100); do
@@ -145,20 +147,36 @@ for name in www lb; do
 	for _ in $(seq 1 1000); do echo "$name.example.test A"; done >"$tmp/q-$name"
 done
 
-measure() { # port queryfile → "qps lost"
-	dnsperf -s 127.0.0.1 -p "$1" -d "$2" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" 2>&1 |
-		awk '/Queries per second/ {q=$4} /Queries lost/ {l=$3} END {printf "%.0f %s\n", q, l}'
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# measure PORT QUERYFILE PID → "qps lost cpu_us_per_answer": the server's
+# own CPU time (user + system, from /proc) per answered query is the figure
+# that other load on a shared machine moves least.
+measure() {
+	local before after
+	before=$(cpu_ticks "$3")
+	dnsperf -s 127.0.0.1 -p "$1" -d "$2" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" >"$tmp/dnsperf.out" 2>&1
+	after=$(cpu_ticks "$3")
+	awk -v t=$((after - before)) -v hz="$HZ" '
+		/Queries completed/ {c=$3} /Queries per second/ {q=$4} /Queries lost/ {l=$3}
+		END {printf "%.0f %s %.2f\n", q, l, (c > 0 ? t * 1e6 / hz / c : 0)}' "$tmp/dnsperf.out"
 }
 
 echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION, $ROUNDS round(s); Knot $("$KNOTD" --version | awk '{print $NF}') with 2 UDP workers; strata $("$STRATA_BIN" version | awk '{print $2}')"
-printf '%-7s %-6s %10s %8s %10s %8s %7s\n' round set knot_qps lost strata_qps lost ratio
+printf '%-6s %-6s %9s %5s %8s %9s %5s %8s %7s %7s\n' round set knot_qps lost knot_us strata_qps lost strata_us qps_x cpu_x
 for r in $(seq 1 "$ROUNDS"); do
 	for set in static lb; do
 		q=$tmp/q-www
 		[ "$set" = lb ] && q=$tmp/q-lb
-		read -r kq kl < <(measure "$KNOT_PORT" "$q")
-		read -r sq sl < <(measure "$STRATA_PORT" "$q")
-		ratio=$(awk -v s="$sq" -v k="$kq" 'BEGIN { if (k > 0) printf "%.2f", s / k; else print "n/a" }')
-		printf '%-7s %-6s %10s %8s %10s %8s %7s\n' "$r" "$set" "$kq" "$kl" "$sq" "$sl" "${ratio}x"
+		read -r kq kl ku < <(measure "$KNOT_PORT" "$q" "$knot_pid")
+		read -r sq sl su < <(measure "$STRATA_PORT" "$q" "$strata_pid")
+		# qps_x: strata's queries per second over Knot's (above 1 is
+		# better); cpu_x: Knot's CPU per answer over strata's (above 1:
+		# strata spends less CPU per answer).
+		qx=$(awk -v s="$sq" -v k="$kq" 'BEGIN { if (k > 0) printf "%.2f", s / k; else print "n/a" }')
+		cx=$(awk -v s="$su" -v k="$ku" 'BEGIN { if (s > 0) printf "%.2f", k / s; else print "n/a" }')
+		printf '%-6s %-6s %9s %5s %8s %9s %5s %8s %7s %7s\n' "$r" "$set" "$kq" "$kl" "$ku" "$sq" "$sl" "$su" "${qx}x" "${cx}x"
 	done
 done
+echo "knot_us / strata_us: server CPU time (user + system) per answered query, in microseconds."

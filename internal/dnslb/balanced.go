@@ -190,9 +190,7 @@ func (b *balanced) choose(w *worker, l []endpoint) []*endpoint {
 		for i := 0; i < n; i++ {
 			w.pick = append(w.pick, &l[(start+i)%n])
 		}
-		if b.count == 0 || b.count >= n {
-			return w.pick
-		}
+		return w.pick
 	}
 	// Weighted sampling without replacement: draw one by weight, set it
 	// aside, draw again among the rest.
