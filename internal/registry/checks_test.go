@@ -1,0 +1,50 @@
+package registry
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/strata-lb/strata/internal/config"
+)
+
+// TestPersistentChecks: the leader checks persistent instances with the
+// core's tcp checker; a dead one turns unhealthy, a revived one healthy,
+// and neither is ever removed.
+func TestPersistentChecks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	n := startNode(t, Options{
+		Checks:   CheckOptions{Check: &config.HealthCheck{Type: "tcp", Interval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(40 * time.Millisecond), Rise: 1, Fall: 2}},
+		Liveness: LivenessOptions{UnhealthyAfter: 50 * time.Millisecond, RemoveAfter: 100 * time.Millisecond},
+	})
+	k := Key{Service: "db"}
+	in := Instance{IP: "127.0.0.1", Port: addr.Port, Weight: 1, Healthy: false, Enabled: true, Ephemeral: false}
+	if _, err := n.Propose(&Command{Op: OpRegister, Key: k, Instances: []Instance{in}}); err != nil {
+		t.Fatal(err)
+	}
+	id := "127.0.0.1#" + strconv.Itoa(addr.Port) + "#DEFAULT"
+	state := func() (bool, bool) { i, ok := n.Store().Instance(k, id); return i.Healthy, ok }
+	waitFor(t, 5*time.Second, "a passing check to mark it healthy", func() bool { h, _ := state(); return h })
+	ln.Close()
+	waitFor(t, 5*time.Second, "failing checks to mark it unhealthy", func() bool { h, ok := state(); return ok && !h })
+	// Far past remove_after: persistent instances are never removed by
+	// the servers.
+	time.Sleep(300 * time.Millisecond)
+	if _, ok := state(); !ok {
+		t.Fatal("persistent instance removed")
+	}
+}

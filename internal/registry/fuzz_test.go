@@ -1,0 +1,94 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/url"
+	"testing"
+)
+
+// FuzzCommand feeds Raft log entries as a newer or corrupt peer might
+// write them: decoding, validation and applying must never panic, and a
+// command that validates and applies leaves a store that snapshots and
+// restores to the same index.
+func FuzzCommand(f *testing.F) {
+	f.Add([]byte(`{"op":"register","key":{"service":"a"},"instances":[{"ip":"10.0.0.1","port":80}]}`))
+	f.Add([]byte(`{"op":"batch","batch":[{"op":"health","key":{"service":"a"},"ids":["10.0.0.1#80#DEFAULT"]},{"op":"deregister","key":{"service":"a"},"ids":["x"]}]}`))
+	f.Add([]byte(`{"op":"put_service","service":{"service":"a","protect_threshold":0.5,"routes":[{"name":"r","percent":10,"select":{"v":"2"}}]}}`))
+	f.Add([]byte(`{"op":"patch","key":{"service":"a"},"ids":["10.0.0.1#80#DEFAULT"],"patch":{"weight":3}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := NewStore()
+		seed := Command{Op: OpRegister, Key: Key{Service: "a"}, Instances: []Instance{{IP: "10.0.0.1", Port: 80, Weight: 1, Healthy: true, Enabled: true}}}
+		s.Apply(&seed)
+		var c Command
+		if json.Unmarshal(data, &c) != nil {
+			return
+		}
+		valid := c.Validate() == nil
+		s.Apply(&c) // must not panic, valid or not
+		if !valid {
+			return
+		}
+		var buf bytes.Buffer
+		if err := s.Save(&buf); err != nil {
+			t.Fatal(err)
+		}
+		r := NewStore()
+		if err := r.Load(&buf); err != nil {
+			t.Fatalf("restoring a snapshot: %v", err)
+		}
+		if r.Index() != s.Index() {
+			t.Fatalf("index %d after restore, want %d", r.Index(), s.Index())
+		}
+		for _, k := range s.Services("", "") {
+			v, _ := s.Get(k)
+			rv, ok := r.Get(k)
+			if !ok || len(rv.Instances) != len(v.Instances) {
+				t.Fatalf("service %s lost in the snapshot", k)
+			}
+			q := Query{Key: k, HealthyOnly: true, Zone: "z", Caller: "c"}
+			Select(v, true, &q)
+		}
+	})
+}
+
+// FuzzNacosParams parses Nacos form parameters as the Nacos handlers do.
+func FuzzNacosParams(f *testing.F) {
+	f.Add("serviceName=DEFAULT_GROUP@@svc&ip=10.0.0.1&port=80&weight=1.5&metadata={\"v\":\"2\"}&ephemeral=true")
+	f.Add("serviceName=@@&ip=::1&port=65535&clusterName=a&enabled=false")
+	f.Add("beat={\"ip\":\"1.2.3.4\",\"port\":1}&serviceName=g@@s")
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, _ := url.ParseQuery(raw)
+		f := form(v)
+		if k, err := nacosKey(f); err == nil {
+			if k.Service == "" || k.Namespace == "" || k.Group == "" {
+				t.Fatalf("accepted key %+v", k)
+			}
+		}
+		if in, err := nacosInstance(f); err == nil {
+			if in.Port < 1 || in.Port > 65535 || in.Cluster == "" {
+				t.Fatalf("accepted instance %+v", in)
+			}
+		}
+		var b nacosBeatInfo
+		_ = json.Unmarshal([]byte(f.get("beat")), &b)
+	})
+}
+
+// FuzzSelectorPairs parses k=v selector lists from query strings.
+func FuzzSelectorPairs(f *testing.F) {
+	f.Add("version=2,zone=a")
+	f.Add("=x")
+	f.Add("a=b=c,,")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := pairs([]string{s})
+		if err != nil {
+			return
+		}
+		for k := range m {
+			if k == "" {
+				t.Fatalf("empty key accepted from %q", s)
+			}
+		}
+	})
+}

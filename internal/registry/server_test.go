@@ -1,0 +1,70 @@
+package registry
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-lb/strata/internal/config"
+)
+
+// TestServerApply: the supervisor's contract — start on the first config,
+// change tokens on reload, refuse what needs a restart (and keep serving),
+// stop when the section goes.
+func TestServerApply(t *testing.T) {
+	parse := func(y string) *config.Registry {
+		c, err := config.Parse("t.yaml", []byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Registry
+	}
+	base := "registry:\n  listen: " + freeAddr(t) + "\n  raft_listen: 127.0.0.1:0\n  data: memory\n"
+	s := NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer s.Shutdown(context.Background())
+	if err := s.Apply(parse(base)); err != nil {
+		t.Fatal(err)
+	}
+	n := s.Node()
+	waitFor(t, 5*time.Second, "leader", n.Serving)
+	put := func(token string) int {
+		req, _ := http.NewRequest("PUT", "http://"+n.ID()+"/v1/registry/services", strings.NewReader(`{"service":"x"}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := put(""); code != 200 {
+		t.Fatalf("loopback admin write without a token configured: %d", code)
+	}
+	if err := s.Apply(parse(base + "  token: t1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if code := put(""); code != 401 {
+		t.Fatalf("admin write without the new token: %d", code)
+	}
+	if code := put("t1"); code != 200 {
+		t.Fatalf("admin write with the new token: %d", code)
+	}
+	if err := s.Apply(parse(base + "  token: t1\n  remove_after: 1m\n")); err == nil {
+		t.Fatal("a restart-only change was applied")
+	}
+	if s.Node() != n || put("t1") != 200 {
+		t.Fatal("a refused reload disturbed the node")
+	}
+	if err := s.Apply(nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.Node() != nil {
+		t.Fatal("node still running without a section")
+	}
+}
