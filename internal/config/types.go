@@ -153,31 +153,3 @@ type Passive struct {
 	// MaxEjection caps the ejection length (default 5m).
 	MaxEjection Duration `yaml:"max_ejection"`
 }
-
-// L7 is the HTTP load balancer role.
-type L7 struct {
-	// Listeners are the HTTP sockets; at least one is required.
-	Listeners []Listener `yaml:"listeners"`
-}
-
-// Listener is one HTTP listening socket and its routes.
-type Listener struct {
-	// Name identifies the listener in logs and metrics (default: the
-	// listen address).
-	Name string `yaml:"name"`
-	// Listen is host:port.
-	Listen string `yaml:"listen"`
-	// Routes are matched in order; the first that matches wins.
-	Routes []Route `yaml:"routes"`
-}
-
-// Route sends matching requests to a pool.
-type Route struct {
-	// Host matches the request host exactly, or a suffix with "*.";
-	// empty matches every host.
-	Host string `yaml:"host"`
-	// PathPrefix matches the start of the path (default /).
-	PathPrefix string `yaml:"path_prefix"`
-	// Pool names the pool the route sends to.
-	Pool string `yaml:"pool"`
-}

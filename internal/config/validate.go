@@ -283,17 +283,8 @@ func (v *validator) l7(pools map[string]bool) {
 		if len(l.Routes) == 0 {
 			v.errorf(lp+".routes", "a listener needs at least one route")
 		}
-		for j, r := range l.Routes {
-			rp := fmt.Sprintf("%s.routes[%d]", lp, j)
-			switch {
-			case r.Pool == "":
-				v.errorf(rp+".pool", "pool is required")
-			case !pools[r.Pool]:
-				v.errorf(rp+".pool", "no pool named %q (have %s)", r.Pool, poolList(pools))
-			}
-			if !strings.HasPrefix(r.PathPrefix, "/") {
-				v.errorf(rp+".path_prefix", "%q must start with /", r.PathPrefix)
-			}
+		for j := range l.Routes {
+			v.route(fmt.Sprintf("%s.routes[%d]", lp, j), &l.Routes[j], pools)
 		}
 	}
 }
