@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -28,15 +29,21 @@ const maxCached = 8192
 // answer (not index and wait). When the service has percentage routes the
 // answer depends on the caller, so the caller is part of the key.
 func cacheKey(r *http.Request, v *View, caller string) string {
+	percent := false
+	for _, rt := range v.Service.Routes {
+		percent = percent || rt.Percent > 0
+	}
+	raw := r.URL.RawQuery
+	if !percent && !strings.Contains(raw, "index=") && !strings.Contains(raw, "wait=") && !strings.Contains(raw, "accessToken=") {
+		// The common case: the raw query is the question as it is.
+		return r.URL.Path + "?" + raw
+	}
 	q := r.URL.Query()
 	q.Del("index")
 	q.Del("wait")
 	q.Del("accessToken")
-	for _, rt := range v.Service.Routes {
-		if rt.Percent > 0 {
-			q.Set("caller", caller)
-			break
-		}
+	if percent {
+		q.Set("caller", caller)
 	}
 	return r.URL.Path + "?" + q.Encode()
 }

@@ -224,3 +224,28 @@ func TestRestartFromSnapshot(t *testing.T) {
 		return len(v.Instances) == 2 && n.Store().Index() == idx
 	})
 }
+
+// TestHTTPGrayPercentPerCaller: answers to percentage routes depend on
+// the caller, so the shared answer cache must not hand one caller's
+// answer to another.
+func TestHTTPGrayPercentPerCaller(t *testing.T) {
+	n := startNode(t, Options{})
+	u := "http://" + n.ID()
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "g", "ip": "10.0.0.1", "port": 80, "metadata": map[string]string{"version": "1"}})
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "g", "ip": "10.0.0.2", "port": 80, "metadata": map[string]string{"version": "2"}})
+	do(t, "PUT", u+"/v1/registry/services", "", map[string]any{"service": "g", "routes": []map[string]any{{"name": "half", "percent": 50, "select": map[string]string{"version": "2"}}}})
+	v, _ := n.Store().Get(Key{Service: "g"})
+	sides := map[bool]int{}
+	for i := 0; i < 40; i++ {
+		caller := "c" + strconv.Itoa(i)
+		want := Select(v, true, &Query{Key: v.Service.Key, HealthyOnly: true, Caller: caller})
+		got := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/g?caller="+caller)
+		if got.Route != want.Route || len(got.Instances) != len(want.Instances) {
+			t.Fatalf("caller %s: got route %q %d instances, want %q %d", caller, got.Route, len(got.Instances), want.Route, len(want.Instances))
+		}
+		sides[got.Route == "half"]++
+	}
+	if sides[true] == 0 || sides[false] == 0 {
+		t.Fatalf("a 50%% split put every caller on one side: %v", sides)
+	}
+}
