@@ -21,7 +21,7 @@ func buildTable(dc *config.DNS, pools map[string]*upstream.Pool, stats *statsReg
 	if err != nil {
 		return nil, err
 	}
-	t := &table{nodes: map[string]*node{}, views: views, maxUDP: dc.MaxUDPSize}
+	t := &table{nodes: map[string]*node{}, views: views, maxUDP: dc.MaxUDPSize, pools: map[string]*upstream.Pool{}}
 	if t.maxUDP < 512 {
 		t.maxUDP = 512
 	}
@@ -63,6 +63,13 @@ func buildTable(dc *config.DNS, pools map[string]*upstream.Pool, stats *statsReg
 	for _, zd := range all {
 		if err := t.addZone(zd); err != nil {
 			return nil, err
+		}
+		for _, l := range zd.lbs {
+			for _, gs := range append([][]*group{l.b.groups}, l.b.byView...) {
+				for _, g := range gs {
+					t.pools[g.pool.Name()] = g.pool
+				}
+			}
 		}
 	}
 	// Wildcards: each "*.x" node is linked from x.

@@ -122,7 +122,7 @@ func (s *Server) Apply(dc *config.DNS, pools map[string]*upstream.Pool) error {
 		o.serve()
 		s.log.Info("dns listening", "addr", o.addr())
 	}
-	s.watchPools(pools)
+	s.watchPools(t.pools)
 	return nil
 }
 
@@ -138,8 +138,9 @@ func (s *Server) keep(addr string, sockets int) *listener {
 	return nil
 }
 
-// watchPools counts, per pool, addresses that leave the ready set. Pools
-// live across reloads, so each is subscribed once.
+// watchPools counts, per pool that a balanced name uses, addresses that
+// leave the ready set. Pools live across reloads, so each is subscribed
+// once.
 func (s *Server) watchPools(pools map[string]*upstream.Pool) {
 	for name, p := range pools {
 		if s.subscribed[p] {

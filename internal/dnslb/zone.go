@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/strata-lb/strata/internal/upstream"
 )
 
 // table is everything one config built: the names of every zone, the
@@ -20,6 +22,8 @@ type table struct {
 	// hinfo is the RFC 8482 answer to ANY: one HINFO record owned by the
 	// question name.
 	hinfo *answer
+	// pools are the pools that balanced names read, by name.
+	pools map[string]*upstream.Pool
 }
 
 // zone is one served zone.
