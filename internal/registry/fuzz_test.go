@@ -12,13 +12,13 @@ import (
 // command that validates and applies leaves a store that snapshots and
 // restores to the same index.
 func FuzzCommand(f *testing.F) {
-	f.Add([]byte(`{"op":"register","key":{"service":"a"},"instances":[{"ip":"10.0.0.1","port":80}]}`))
-	f.Add([]byte(`{"op":"batch","batch":[{"op":"health","key":{"service":"a"},"ids":["10.0.0.1#80#DEFAULT"]},{"op":"deregister","key":{"service":"a"},"ids":["x"]}]}`))
+	f.Add([]byte(`{"op":"register","key":{"service":"a"},"instances":[{"ip":"127.0.0.1","port":80}]}`))
+	f.Add([]byte(`{"op":"batch","batch":[{"op":"health","key":{"service":"a"},"ids":["127.0.0.1#80#DEFAULT"]},{"op":"deregister","key":{"service":"a"},"ids":["x"]}]}`))
 	f.Add([]byte(`{"op":"put_service","service":{"service":"a","protect_threshold":0.5,"routes":[{"name":"r","percent":10,"select":{"v":"2"}}]}}`))
-	f.Add([]byte(`{"op":"patch","key":{"service":"a"},"ids":["10.0.0.1#80#DEFAULT"],"patch":{"weight":3}}`))
+	f.Add([]byte(`{"op":"patch","key":{"service":"a"},"ids":["127.0.0.1#80#DEFAULT"],"patch":{"weight":3}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := NewStore()
-		seed := Command{Op: OpRegister, Key: Key{Service: "a"}, Instances: []Instance{{IP: "10.0.0.1", Port: 80, Weight: 1, Healthy: true, Enabled: true}}}
+		seed := Command{Op: OpRegister, Key: Key{Service: "a"}, Instances: []Instance{{IP: "127.0.0.1", Port: 80, Weight: 1, Healthy: true, Enabled: true}}}
 		s.Apply(&seed)
 		var c Command
 		if json.Unmarshal(data, &c) != nil {
@@ -54,7 +54,7 @@ func FuzzCommand(f *testing.F) {
 
 // FuzzNacosParams parses Nacos form parameters as the Nacos handlers do.
 func FuzzNacosParams(f *testing.F) {
-	f.Add("serviceName=DEFAULT_GROUP@@svc&ip=10.0.0.1&port=80&weight=1.5&metadata={\"v\":\"2\"}&ephemeral=true")
+	f.Add("serviceName=DEFAULT_GROUP@@svc&ip=127.0.0.1&port=80&weight=1.5&metadata={\"v\":\"2\"}&ephemeral=true")
 	f.Add("serviceName=@@&ip=::1&port=65535&clusterName=a&enabled=false")
 	f.Add("beat={\"ip\":\"1.2.3.4\",\"port\":1}&serviceName=g@@s")
 	f.Fuzz(func(t *testing.T, raw string) {

@@ -36,7 +36,7 @@ func do(t *testing.T, method, url, token string, body any) (int, []byte, http.He
 func TestHTTPAuth(t *testing.T) {
 	n := startNode(t, Options{AdminToken: "adm", NamespaceTokens: map[string]string{"prod": "p-secret"}})
 	u := "http://" + n.ID()
-	reg := map[string]any{"namespace": "prod", "service": "web", "ip": "10.0.0.1", "port": 80}
+	reg := map[string]any{"namespace": "prod", "service": "web", "ip": "127.0.0.1", "port": 80}
 	for _, tc := range []struct {
 		desc, method, path, token string
 		body                      any
@@ -48,14 +48,14 @@ func TestHTTPAuth(t *testing.T) {
 		{"admin token opens namespaces", "PUT", "/v1/registry/instances", "adm", reg, 200},
 		{"query without token", "GET", "/v1/registry/services/prod/DEFAULT_GROUP/web", "", nil, 403},
 		{"query with token", "GET", "/v1/registry/services/prod/DEFAULT_GROUP/web", "p-secret", nil, 200},
-		{"open namespace", "PUT", "/v1/registry/instances", "", map[string]any{"service": "web", "ip": "10.0.0.1", "port": 80}, 200},
+		{"open namespace", "PUT", "/v1/registry/instances", "", map[string]any{"service": "web", "ip": "127.0.0.1", "port": 80}, 200},
 		{"admin write without token", "PUT", "/v1/registry/services", "", map[string]any{"service": "web"}, 401},
 		{"admin write with namespace token", "PUT", "/v1/registry/services", "p-secret", map[string]any{"service": "web"}, 401},
 		{"admin write with token", "PUT", "/v1/registry/services", "adm", map[string]any{"service": "web", "protect_threshold": 0.5}, 200},
-		{"nacos register without token", "POST", "/nacos/v1/ns/instance?namespaceId=prod&serviceName=x&ip=10.0.0.2&port=80", "", nil, 403},
-		{"nacos register with accessToken", "POST", "/nacos/v1/ns/instance?namespaceId=prod&serviceName=x&ip=10.0.0.2&port=80&accessToken=p-secret", "", nil, 200},
+		{"nacos register without token", "POST", "/nacos/v1/ns/instance?namespaceId=prod&serviceName=x&ip=127.0.0.2&port=80", "", nil, 403},
+		{"nacos register with accessToken", "POST", "/nacos/v1/ns/instance?namespaceId=prod&serviceName=x&ip=127.0.0.2&port=80&accessToken=p-secret", "", nil, 200},
 		{"bad json", "PUT", "/v1/registry/instances", "", "not an object", 400},
-		{"unknown field", "PUT", "/v1/registry/instances", "", map[string]any{"service": "web", "ip": "10.0.0.1", "port": 80, "zzz": 1}, 400},
+		{"unknown field", "PUT", "/v1/registry/instances", "", map[string]any{"service": "web", "ip": "127.0.0.1", "port": 80, "zzz": 1}, 400},
 		{"bad ip", "PUT", "/v1/registry/instances", "", map[string]any{"service": "web", "ip": "x", "port": 80}, 400},
 		{"bad selector", "GET", "/v1/registry/services/public/DEFAULT_GROUP/web?selector=novalue", "", nil, 400},
 		{"bad index", "GET", "/v1/registry/services/public/DEFAULT_GROUP/web?index=x", "", nil, 400},
@@ -84,7 +84,7 @@ func TestHTTPQueryWeightsAndGray(t *testing.T) {
 	n := startNode(t, Options{})
 	u := "http://" + n.ID()
 	for i, v := range []string{"1", "1", "2"} {
-		code, b, _ := do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "api", "ip": "10.0.0." + strconv.Itoa(i+1), "port": 80, "cluster": "a", "metadata": map[string]string{"version": v}})
+		code, b, _ := do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "api", "ip": "127.0.0." + strconv.Itoa(i+1), "port": 80, "cluster": "a", "metadata": map[string]string{"version": v}})
 		if code != 200 {
 			t.Fatalf("register: %d %s", code, b)
 		}
@@ -93,18 +93,18 @@ func TestHTTPQueryWeightsAndGray(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("put service: %d %s", code, b)
 	}
-	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?tag=team=x"); r.Route != "canary" || len(r.Instances) != 1 || r.Instances[0].IP != "10.0.0.3" {
+	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?tag=team=x"); r.Route != "canary" || len(r.Instances) != 1 || r.Instances[0].IP != "127.0.0.3" {
 		t.Fatalf("gray query: %+v", r)
 	}
 	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?selector=version=1"); len(r.Instances) != 2 {
 		t.Fatalf("selector query: %+v", r)
 	}
 	// Weights change at run time; weight 0 takes no new traffic.
-	code, b, _ = do(t, "PATCH", u+"/v1/registry/instances", "", map[string]any{"service": "api", "ip": "10.0.0.1", "port": 80, "cluster": "a", "set_weight": 0})
+	code, b, _ = do(t, "PATCH", u+"/v1/registry/instances", "", map[string]any{"service": "api", "ip": "127.0.0.1", "port": 80, "cluster": "a", "set_weight": 0})
 	if code != 200 {
 		t.Fatalf("patch: %d %s", code, b)
 	}
-	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?selector=version=1"); len(r.Instances) != 1 || r.Instances[0].IP != "10.0.0.2" {
+	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?selector=version=1"); len(r.Instances) != 1 || r.Instances[0].IP != "127.0.0.2" {
 		t.Fatalf("after weight 0: %+v", r)
 	}
 	if r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/api?healthy=false"); len(r.Instances) != 3 || r.Instances[0].Weight != 0 {
@@ -117,7 +117,7 @@ func TestHTTPQueryWeightsAndGray(t *testing.T) {
 func TestBlockingQueryAndWatch(t *testing.T) {
 	n := startNode(t, Options{})
 	u := "http://" + n.ID()
-	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "w", "ip": "10.0.0.1", "port": 80})
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "w", "ip": "127.0.0.1", "port": 80})
 	r := query(t, u+"/v1/registry/services/public/DEFAULT_GROUP/w")
 	// Nothing changes: the blocking query times out with the same index.
 	start := time.Now()
@@ -154,7 +154,7 @@ func TestBlockingQueryAndWatch(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond) // let the blocking query park
 	changed := time.Now()
-	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "w", "ip": "10.0.0.2", "port": 80})
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "w", "ip": "127.0.0.2", "port": 80})
 	if got := next(); len(got.Instances) != 2 {
 		t.Fatalf("watch change: %+v", got)
 	}
@@ -178,10 +178,10 @@ func TestBeatRevivesAndReregisters(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	n := startNode(t, Options{Liveness: LivenessOptions{Now: clk.now}})
 	u := "http://" + n.ID()
-	inst := map[string]any{"service": "hb", "ip": "10.0.0.1", "port": 80}
+	inst := map[string]any{"service": "hb", "ip": "127.0.0.1", "port": 80}
 	do(t, "PUT", u+"/v1/registry/instances", "", inst)
 	healthy := func() (bool, bool) {
-		in, ok := n.Store().Instance(Key{Service: "hb"}, "10.0.0.1#80#DEFAULT")
+		in, ok := n.Store().Instance(Key{Service: "hb"}, "127.0.0.1#80#DEFAULT")
 		return in.Healthy, ok
 	}
 	clk.add(16 * time.Second)
@@ -210,11 +210,11 @@ func TestRestartFromSnapshot(t *testing.T) {
 	n := clusterNode(t, addr, "127.0.0.1:0", filepath.Join(dir, "n"), nil)
 	waitFor(t, 5*time.Second, "leader", n.IsLeader)
 	u := "http://" + addr
-	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "s", "ip": "10.0.0.1", "port": 80, "ephemeral": false})
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "s", "ip": "127.0.0.1", "port": 80, "ephemeral": false})
 	if err := n.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
-	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "s", "ip": "10.0.0.2", "port": 80, "ephemeral": false})
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "s", "ip": "127.0.0.2", "port": 80, "ephemeral": false})
 	idx := n.Store().Index()
 	n.Kill()
 	n = clusterNode(t, addr, "127.0.0.1:0", filepath.Join(dir, "n"), nil)
@@ -231,8 +231,8 @@ func TestRestartFromSnapshot(t *testing.T) {
 func TestHTTPGrayPercentPerCaller(t *testing.T) {
 	n := startNode(t, Options{})
 	u := "http://" + n.ID()
-	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "g", "ip": "10.0.0.1", "port": 80, "metadata": map[string]string{"version": "1"}})
-	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "g", "ip": "10.0.0.2", "port": 80, "metadata": map[string]string{"version": "2"}})
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "g", "ip": "127.0.0.1", "port": 80, "metadata": map[string]string{"version": "1"}})
+	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "g", "ip": "127.0.0.2", "port": 80, "metadata": map[string]string{"version": "2"}})
 	do(t, "PUT", u+"/v1/registry/services", "", map[string]any{"service": "g", "routes": []map[string]any{{"name": "half", "percent": 50, "select": map[string]string{"version": "2"}}}})
 	v, _ := n.Store().Get(Key{Service: "g"})
 	sides := map[bool]int{}

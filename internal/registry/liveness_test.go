@@ -27,8 +27,8 @@ func TestHeartbeatExpiry(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	l := NewLiveness(LivenessOptions{Now: clk.now})
 	s := NewStore()
-	a, b := inst("10.0.0.1", 80, "", true), inst("10.0.0.2", 80, "", true)
-	p := inst("10.0.0.3", 80, "", true)
+	a, b := inst("127.0.0.1", 80, "", true), inst("127.0.0.2", 80, "", true)
+	p := inst("127.0.0.3", 80, "", true)
 	p.Ephemeral = false
 	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{a, b, p}})
 	sweep := func() {
@@ -52,13 +52,13 @@ func TestHeartbeatExpiry(t *testing.T) {
 	}
 	// b has been silent 20s: unhealthy, still listed; a beats; p is
 	// persistent and never judged by heartbeats.
-	if h := health(); !h["10.0.0.1"] || h["10.0.0.2"] || !h["10.0.0.3"] || len(h) != 3 {
+	if h := health(); !h["127.0.0.1"] || h["127.0.0.2"] || !h["127.0.0.3"] || len(h) != 3 {
 		t.Fatalf("after 20s: %v", h)
 	}
 	clk.add(10 * time.Second)
 	l.Beat(svcKey, a.ID())
 	sweep()
-	if h := health(); len(h) != 2 || !h["10.0.0.1"] {
+	if h := health(); len(h) != 2 || !h["127.0.0.1"] {
 		t.Fatalf("after 30s: %v (want b removed)", h)
 	}
 	// An unhealthy instance that beats again is not made healthy by the

@@ -32,7 +32,7 @@ func TestNacosSDK(t *testing.T) {
 	}
 	for i, cl := range []string{"a", "a", "b"} {
 		ok, err := nc.RegisterInstance(vo.RegisterInstanceParam{
-			Ip: "10.0.0." + strconv.Itoa(i+1), Port: 8080, Weight: 10, Enable: true, Healthy: true,
+			Ip: "127.0.0." + strconv.Itoa(i+1), Port: 8080, Weight: 10, Enable: true, Healthy: true,
 			Ephemeral: true, ClusterName: cl, ServiceName: "orders", Metadata: map[string]string{"version": "1"},
 		})
 		if err != nil || !ok {
@@ -71,7 +71,7 @@ func TestNacosSDK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err = nc.DeregisterInstance(vo.DeregisterInstanceParam{Ip: "10.0.0.3", Port: 8080, Cluster: "b", ServiceName: "orders", Ephemeral: true})
+	ok, err = nc.DeregisterInstance(vo.DeregisterInstanceParam{Ip: "127.0.0.3", Port: 8080, Cluster: "b", ServiceName: "orders", Ephemeral: true})
 	if err != nil || !ok {
 		t.Fatalf("deregister: %v %v", ok, err)
 	}

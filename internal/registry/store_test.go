@@ -3,6 +3,8 @@ package registry
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -32,15 +34,15 @@ func mustApply(t *testing.T, s *Store, c Command) {
 
 func TestStoreRegisterDeregister(t *testing.T) {
 	s := NewStore()
-	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("10.0.0.2", 80, "", true), inst("10.0.0.1", 80, "", true)}})
+	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("127.0.0.2", 80, "", true), inst("127.0.0.1", 80, "", true)}})
 	v, ok := s.Get(svcKey)
-	if !ok || len(v.Instances) != 2 || v.Instances[0].IP != "10.0.0.1" || v.Instances[0].Cluster != DefaultCluster {
+	if !ok || len(v.Instances) != 2 || v.Instances[0].IP != "127.0.0.1" || v.Instances[0].Cluster != DefaultCluster {
 		t.Fatalf("after register: ok=%v %+v", ok, v.Instances)
 	}
 	if v.Index != 1 || s.Index() != 1 {
 		t.Fatalf("index: view %d store %d, want 1", v.Index, s.Index())
 	}
-	mustApply(t, s, Command{Op: OpDeregister, Key: svcKey, IDs: []string{"10.0.0.1#80#DEFAULT", "10.0.0.2#80#DEFAULT"}})
+	mustApply(t, s, Command{Op: OpDeregister, Key: svcKey, IDs: []string{"127.0.0.1#80#DEFAULT", "127.0.0.2#80#DEFAULT"}})
 	if _, ok := s.Get(svcKey); ok {
 		t.Fatal("implicit service survived its last instance")
 	}
@@ -74,12 +76,12 @@ func TestCommandValidate(t *testing.T) {
 func TestDeleteServiceWithInstances(t *testing.T) {
 	s := NewStore()
 	mustApply(t, s, Command{Op: OpPutService, Service: &Service{Key: svcKey}})
-	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("10.0.0.1", 80, "", true)}})
+	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("127.0.0.1", 80, "", true)}})
 	c := Command{Op: OpDeleteService, Key: svcKey}
 	if _, err := s.Apply(&c); err == nil {
 		t.Fatal("deleted a service that has instances")
 	}
-	mustApply(t, s, Command{Op: OpDeregister, Key: svcKey, IDs: []string{"10.0.0.1#80#DEFAULT"}})
+	mustApply(t, s, Command{Op: OpDeregister, Key: svcKey, IDs: []string{"127.0.0.1#80#DEFAULT"}})
 	if _, ok := s.Get(svcKey); !ok {
 		t.Fatal("explicit service went with its last instance")
 	}
@@ -91,7 +93,7 @@ func TestDeleteServiceWithInstances(t *testing.T) {
 
 func TestStoreWaitWakesOnChange(t *testing.T) {
 	s := NewStore()
-	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("10.0.0.1", 80, "", true)}})
+	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("127.0.0.1", 80, "", true)}})
 	idx := s.Index()
 	got := make(chan View, 1)
 	go func() {
@@ -99,13 +101,13 @@ func TestStoreWaitWakesOnChange(t *testing.T) {
 		got <- v
 	}()
 	// A change to another service must not wake the waiter.
-	mustApply(t, s, Command{Op: OpRegister, Key: Key{Service: "other"}, Instances: []Instance{inst("10.0.0.9", 80, "", true)}})
+	mustApply(t, s, Command{Op: OpRegister, Key: Key{Service: "other"}, Instances: []Instance{inst("127.0.0.9", 80, "", true)}})
 	select {
 	case v := <-got:
 		t.Fatalf("woken by another service: %+v", v)
 	case <-time.After(50 * time.Millisecond):
 	}
-	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("10.0.0.2", 80, "", true)}})
+	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("127.0.0.2", 80, "", true)}})
 	select {
 	case v := <-got:
 		if len(v.Instances) != 2 || v.Index <= idx {
@@ -124,7 +126,7 @@ func TestStoreWaitWakesOnChange(t *testing.T) {
 func TestSnapshotRoundTrip(t *testing.T) {
 	s := NewStore()
 	mustApply(t, s, Command{Op: OpPutService, Service: &Service{Key: svcKey, ProtectThreshold: 0.5}})
-	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("10.0.0.1", 80, "a", true, "version", "2")}})
+	mustApply(t, s, Command{Op: OpRegister, Key: svcKey, Instances: []Instance{inst("127.0.0.1", 80, "a", true, "version", "2")}})
 	var buf bytes.Buffer
 	if err := s.Save(&buf); err != nil {
 		t.Fatal(err)
@@ -139,5 +141,51 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if err := r.Load(bytes.NewReader([]byte("{bad"))); err == nil {
 		t.Fatal("loaded garbage")
+	}
+}
+
+// TestViewStaysSorted applies random commands and batches and checks after
+// each that the incrementally kept view equals a full rebuild.
+func TestViewStaysSorted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := NewStore()
+	k := Key{Service: "v"}
+	randInst := func() Instance {
+		return inst(fmt.Sprintf("10.0.0.%d", rng.IntN(20)), 80+rng.IntN(3), fmt.Sprint("c", rng.IntN(3)), rng.IntN(2) == 0)
+	}
+	randCmd := func() Command {
+		switch rng.IntN(5) {
+		case 0, 1:
+			return Command{Op: OpRegister, Key: k, Instances: []Instance{randInst()}}
+		case 2:
+			return Command{Op: OpRegister, Key: k, Instances: []Instance{randInst(), randInst()}}
+		case 3:
+			in := randInst()
+			return Command{Op: OpDeregister, Key: k, IDs: []string{in.ID()}}
+		default:
+			in := randInst()
+			return Command{Op: OpSetHealth, Key: k, IDs: []string{in.ID()}, Healthy: rng.IntN(2) == 0}
+		}
+	}
+	for i := 0; i < 2000; i++ {
+		c := randCmd()
+		if rng.IntN(4) == 0 {
+			c = Command{Op: OpBatch, Batch: []Command{randCmd(), randCmd(), randCmd()}}
+		}
+		if rng.IntN(50) == 0 {
+			c = Command{Op: OpPutService, Service: &Service{Key: k, ProtectThreshold: rng.Float64()}}
+		}
+		mustApply(t, s, c)
+		s.mu.RLock()
+		e := s.services[k.withDefaults()]
+		if e != nil {
+			want := &entry{inst: e.inst}
+			want.rebuild(0)
+			if fmt.Sprint(want.view) != fmt.Sprint(e.view) {
+				s.mu.RUnlock()
+				t.Fatalf("step %d (%s): view %v, want %v", i, c.Op, e.view, want.view)
+			}
+		}
+		s.mu.RUnlock()
 	}
 }

@@ -49,7 +49,7 @@ func TestRegisterSubscribePickDeregister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ip := range []string{"10.0.0.1", "10.0.0.2"} {
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
 		if err := app.Register(ctx, "orders", client.Instance{IP: ip, Port: 8080}); err != nil {
 			t.Fatal(err)
 		}
@@ -75,14 +75,14 @@ func TestRegisterSubscribePickDeregister(t *testing.T) {
 		seen[ep.Addr()]++
 		caller.Done(ep, nil)
 	}
-	if seen["10.0.0.1:8080"] != 5 || seen["10.0.0.2:8080"] != 5 {
+	if seen["127.0.0.1:8080"] != 5 || seen["127.0.0.2:8080"] != 5 {
 		t.Fatalf("round robin picks: %v", seen)
 	}
-	// Two failures eject 10.0.0.1 passively: every pick goes to .2.
+	// Two failures eject 127.0.0.1 passively: every pick goes to .2.
 	for i := 0; i < 2; i++ {
 		for {
 			ep, _ := caller.Pick(ctx, "orders", 0)
-			if ep.Addr() == "10.0.0.1:8080" {
+			if ep.Addr() == "127.0.0.1:8080" {
 				caller.Done(ep, errors.New("refused"))
 				break
 			}
@@ -91,7 +91,7 @@ func TestRegisterSubscribePickDeregister(t *testing.T) {
 	}
 	for i := 0; i < 4; i++ {
 		ep, _ := caller.Pick(ctx, "orders", 0)
-		if ep.Addr() != "10.0.0.2:8080" {
+		if ep.Addr() != "127.0.0.2:8080" {
 			t.Fatalf("picked the ejected instance")
 		}
 		caller.Done(ep, nil)
@@ -117,7 +117,7 @@ func TestCacheWhenServersDown(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	app, _ := client.New(client.Config{Servers: []string{n.ID()}, Logger: quiet()})
-	app.Register(ctx, "pay", client.Instance{IP: "10.0.0.9", Port: 80, Metadata: map[string]string{"v": "2"}})
+	app.Register(ctx, "pay", client.Instance{IP: "127.0.0.9", Port: 80, Metadata: map[string]string{"v": "2"}})
 	c1, _ := client.New(client.Config{Servers: []string{n.ID()}, CacheDir: dir, Logger: quiet()})
 	if ins, err := c1.Instances(ctx, "pay"); err != nil || len(ins) != 1 {
 		t.Fatalf("instances: %v %v", ins, err)
@@ -130,7 +130,7 @@ func TestCacheWhenServersDown(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	ep, err := c2.Pick(cctx, "pay", 42)
-	if err != nil || ep.Addr() != "10.0.0.9:80" || ep.Metadata()["v"] != "2" {
+	if err != nil || ep.Addr() != "127.0.0.9:80" || ep.Metadata()["v"] != "2" {
 		t.Fatalf("pick from cache: %v %v", ep, err)
 	}
 }

@@ -11,7 +11,7 @@
 //
 //	c, _ := client.New(client.Config{Servers: []string{"127.0.0.1:8848"}, CacheDir: "/var/cache/app"})
 //	defer c.Close(context.Background())
-//	c.Register(ctx, "orders", client.Instance{IP: "10.0.0.7", Port: 8080})
+//	c.Register(ctx, "orders", client.Instance{IP: "127.0.0.7", Port: 8080})
 //	ep, err := c.Pick(ctx, "payments", 0)
 //	// … call ep.Addr() …
 //	c.Done(ep, err)

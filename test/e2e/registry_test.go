@@ -90,7 +90,7 @@ func TestRegistryClusterOneLiners(t *testing.T) {
 	})
 
 	// curl through a follower: the write is forwarded to the leader.
-	curl(t, "-X", "PUT", "http://"+http_[1]+"/v1/registry/instances", "-d", `{"service":"web","ip":"10.0.0.1","port":80,"ephemeral":false}`)
+	curl(t, "-X", "PUT", "http://"+http_[1]+"/v1/registry/instances", "-d", `{"service":"web","ip":"127.0.0.1","port":80,"ephemeral":false}`)
 	// The Nacos SDK through the other follower.
 	host, port, _ := net.SplitHostPort(http_[2])
 	p, _ := strconv.Atoi(port)
@@ -101,7 +101,7 @@ func TestRegistryClusterOneLiners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := nc.RegisterInstance(vo.RegisterInstanceParam{Ip: "10.0.0.2", Port: 80, Weight: 1, Enable: true, Healthy: true, Ephemeral: true, ServiceName: "web"}); !ok || err != nil {
+	if ok, err := nc.RegisterInstance(vo.RegisterInstanceParam{Ip: "127.0.0.2", Port: 80, Weight: 1, Enable: true, Healthy: true, Ephemeral: true, ServiceName: "web"}); !ok || err != nil {
 		t.Fatalf("nacos register: %v %v", ok, err)
 	}
 
@@ -125,7 +125,7 @@ func TestRegistryClusterOneLiners(t *testing.T) {
 	})
 	t.Logf("new leader after %v", time.Since(killed).Round(time.Millisecond))
 	out := curl(t, "http://"+other+"/v1/registry/services/public/DEFAULT_GROUP/web?healthy=false")
-	if !strings.Contains(out, "10.0.0.1") || !strings.Contains(out, "10.0.0.2") {
+	if !strings.Contains(out, "127.0.0.1") || !strings.Contains(out, "127.0.0.2") {
 		t.Fatalf("after failover: %s", out)
 	}
 	// SIGTERM stops a node cleanly.
