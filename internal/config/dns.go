@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -32,6 +33,28 @@ type DNS struct {
 	Views []DNSView `yaml:"views"`
 	// Zones are the zones served authoritatively.
 	Zones []Zone `yaml:"zones"`
+	// TSIGKeys are the keys zone transfers may require.
+	TSIGKeys []TSIGKey `yaml:"tsig_keys"`
+}
+
+// TSIGKey is a shared secret for signed zone transfers (RFC 8945).
+type TSIGKey struct {
+	// Name is the key's name, as secondaries know it.
+	Name string `yaml:"name"`
+	// Algorithm is hmac-sha256 (default), hmac-sha512, hmac-sha384,
+	// hmac-sha224 or hmac-sha1.
+	Algorithm string `yaml:"algorithm"`
+	// Secret is the key in base64.
+	Secret string `yaml:"secret"`
+}
+
+// Transfer lets secondaries copy a zone with AXFR.
+type Transfer struct {
+	// Allow are the CIDR prefixes of the secondaries.
+	Allow []string `yaml:"allow"`
+	// Key names the TSIG key transfers must be signed with; unsigned
+	// transfers are refused when set.
+	Key string `yaml:"key"`
 }
 
 // RRL configures response rate limiting.
@@ -71,6 +94,8 @@ type Zone struct {
 	Records []string `yaml:"records"`
 	// Balanced are the zone's load-balanced names.
 	Balanced []Balanced `yaml:"balanced"`
+	// Transfer offers the zone to secondaries over AXFR; off when absent.
+	Transfer *Transfer `yaml:"transfer"`
 }
 
 // Balanced is a name whose answers come from pools, by weight and health.
@@ -125,7 +150,14 @@ const (
 	DefaultRRLSlip           = 2
 	DefaultRRLIPv4Prefix     = 24
 	DefaultRRLIPv6Prefix     = 56
+	DefaultTSIGAlgorithm     = "hmac-sha256"
 )
+
+// TSIGAlgorithms are the TSIG algorithms accepted, by config name.
+var TSIGAlgorithms = map[string]string{
+	"hmac-sha256": dns.HmacSHA256, "hmac-sha512": dns.HmacSHA512, "hmac-sha384": dns.HmacSHA384,
+	"hmac-sha224": dns.HmacSHA224, "hmac-sha1": dns.HmacSHA1,
+}
 
 func init() {
 	onDefaults(dnsDefaults)
@@ -161,6 +193,11 @@ func dnsDefaults(c *Config, absent func(isZero bool, path string) bool) {
 		}
 		if absent(r.IPv6Prefix == 0, "dns.rrl.ipv6_prefix") {
 			r.IPv6Prefix = DefaultRRLIPv6Prefix
+		}
+	}
+	for i := range d.TSIGKeys {
+		if d.TSIGKeys[i].Algorithm == "" {
+			d.TSIGKeys[i].Algorithm = DefaultTSIGAlgorithm
 		}
 	}
 	groups := func(gs []BalancedGroup, path string) {
@@ -263,6 +300,23 @@ func dnsValidate(v *validator, pools map[string]bool) {
 			}
 		}
 	}
+	keys := map[string]bool{}
+	for i, k := range d.TSIGKeys {
+		kp := fmt.Sprintf("dns.tsig_keys[%d]", i)
+		name := strings.ToLower(dns.Fqdn(k.Name))
+		if _, ok := dns.IsDomainName(k.Name); !ok || k.Name == "" {
+			v.errorf(kp+".name", "%q is not a key name (a domain name such as xfr-key)", k.Name)
+		} else if keys[name] {
+			v.errorf(kp+".name", "duplicate key name %q", k.Name)
+		}
+		keys[name] = true
+		if _, ok := TSIGAlgorithms[k.Algorithm]; !ok {
+			v.errorf(kp+".algorithm", "unknown algorithm %q (want hmac-sha256, hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1)", k.Algorithm)
+		}
+		if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) < 16 {
+			v.errorf(kp+".secret", "must be at least 16 bytes in base64 (for example from: openssl rand -base64 32)")
+		}
+	}
 	zones := map[string]bool{}
 	for i := range d.Zones {
 		z := &d.Zones[i]
@@ -283,6 +337,19 @@ func dnsValidate(v *validator, pools map[string]bool) {
 		for j, r := range z.Records {
 			if err := CheckRecord(fq, r); err != nil {
 				v.errorf(fmt.Sprintf("%s.records[%d]", zp, j), "%v", err)
+			}
+		}
+		if x := z.Transfer; x != nil {
+			if len(x.Allow) == 0 {
+				v.errorf(zp+".transfer.allow", "list the secondaries' prefixes (transfers are refused to everyone else)")
+			}
+			for j, a := range x.Allow {
+				if _, err := netip.ParsePrefix(a); err != nil {
+					v.errorf(fmt.Sprintf("%s.transfer.allow[%d]", zp, j), "%q is not a CIDR prefix like 192.0.2.53/32", a)
+				}
+			}
+			if x.Key != "" && !keys[strings.ToLower(dns.Fqdn(x.Key))] {
+				v.errorf(zp+".transfer.key", "no key named %q in dns.tsig_keys", x.Key)
 			}
 		}
 		names := map[string]bool{}

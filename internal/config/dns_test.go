@@ -78,6 +78,10 @@ func TestDNSValidateErrors(t *testing.T) {
 		{desc: "duplicate zone", in: zone("    - name: Example.Test.\n"), want: `dns.zones[1].name: zone "Example.Test." is configured twice`},
 		{desc: "bad view subnet", in: pool + "dns:\n  views:\n    - name: eu\n      subnets: [10.0.0.0]\n  zones:\n    - name: example.test\n", want: `strata.yaml:8: dns.views[0].subnets[0]: "10.0.0.0" is not a CIDR prefix`},
 		{desc: "rrl without a rate", in: zone("  rrl:\n    slip: 2\n"), want: "dns.rrl.responses_per_second: must be at least 1, got 0"},
+		{desc: "transfer without allow", in: zone("      transfer:\n        key: k\n"), want: "dns.zones[0].transfer.allow: list the secondaries' prefixes"},
+		{desc: "transfer with an unknown key", in: zone("      transfer:\n        allow: [127.0.0.1/32]\n        key: nope\n"), want: `strata.yaml:10: dns.zones[0].transfer.key: no key named "nope" in dns.tsig_keys`},
+		{desc: "short TSIG secret", in: zone("  tsig_keys:\n    - name: k\n      secret: c2hvcnQ=\n"), want: "strata.yaml:10: dns.tsig_keys[0].secret: must be at least 16 bytes in base64"},
+		{desc: "unknown TSIG algorithm", in: zone("  tsig_keys:\n    - name: k\n      algorithm: md5\n      secret: c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==\n"), want: `dns.tsig_keys[0].algorithm: unknown algorithm "md5"`},
 		{desc: "max_udp_size too small", in: zone("  max_udp_size: 100\n"), want: "strata.yaml:8: dns.max_udp_size: must be from 512 to 65535, got 100"},
 	}
 	for _, tc := range tests {

@@ -21,7 +21,8 @@ func buildTable(dc *config.DNS, pools map[string]*upstream.Pool, stats *statsReg
 	if err != nil {
 		return nil, err
 	}
-	t := &table{nodes: map[string]*node{}, views: views, maxUDP: dc.MaxUDPSize, pools: map[string]*upstream.Pool{}}
+	t := &table{nodes: map[string]*node{}, views: views, maxUDP: dc.MaxUDPSize, pools: map[string]*upstream.Pool{}, zoneByName: map[string]*zone{}}
+	keys := tsigKeys(dc.TSIGKeys)
 	if t.maxUDP < 512 {
 		t.maxUDP = 512
 	}
@@ -54,10 +55,17 @@ func buildTable(dc *config.DNS, pools map[string]*upstream.Pool, stats *statsReg
 		if err != nil {
 			return nil, err
 		}
+		if zc.Transfer != nil {
+			if z.xfr, err = newXfrPolicy(zc.Transfer, keys); err != nil {
+				return nil, fmt.Errorf("zone %s: %w", z.name, err)
+			}
+		}
+		z.records = zd.transferRecords()
 		if err := addBalanced(zd, zc, pools, views); err != nil {
 			return nil, err
 		}
 		t.zones = append(t.zones, z)
+		t.zoneByName[z.name] = z
 		all = append(all, zd)
 	}
 	for _, zd := range all {
@@ -252,4 +260,27 @@ func (zd *zoneData) glue(typ uint16, set []dns.RR) []dns.RR {
 		out = append(out, zd.sets[rrsetKey{target, dns.TypeAAAA}]...)
 	}
 	return out
+}
+
+// transferRecords lists the zone's static records for AXFR: the SOA, the
+// rest in a stable order, and the SOA again (RFC 5936 §2.2).
+func (zd *zoneData) transferRecords() []dns.RR {
+	soa := zd.sets[rrsetKey{zd.origin, dns.TypeSOA}][0]
+	keys := make([]rrsetKey, 0, len(zd.sets))
+	for k := range zd.sets {
+		if k.rtype != dns.TypeSOA {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].owner != keys[j].owner {
+			return keys[i].owner < keys[j].owner
+		}
+		return keys[i].rtype < keys[j].rtype
+	})
+	out := []dns.RR{soa}
+	for _, k := range keys {
+		out = append(out, zd.sets[k]...)
+	}
+	return append(out, soa)
 }

@@ -205,6 +205,16 @@ func (l *listener) serveConn(c net.Conn) {
 		if _, err := io.ReadFull(br, msg[:n]); err != nil {
 			return
 		}
+		if isTransfer(w, msg[:n]) {
+			_ = c.SetWriteDeadline(time.Now().Add(l.s.limits.Load().idle))
+			err := l.s.transfer(c, msg[:n], client.Addr())
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, errNotOffered) {
+				return
+			}
+		}
 		resp := l.s.handle(w, msg[:n], client, false)
 		if resp == nil {
 			continue

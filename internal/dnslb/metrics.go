@@ -16,9 +16,9 @@ const statShards = 16
 var typeBuckets = []uint16{typeA, typeAAAA, typeCNAME, typeMX, typeTXT, typeSRV, 257 /* CAA */, typeNS, typeSOA, typeANY, typeAXFR, typeIXFR}
 var typeNames = []string{"A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "SOA", "ANY", "AXFR", "IXFR", "OTHER"}
 
-var rcodeNames = []string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS"}
+var rcodeNames = []string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "NOTAUTH"}
 
-const nTypes, nRcodes = 13, 7
+const nTypes, nRcodes = 13, 8
 
 func typeIndex(t uint16) int {
 	for i, b := range typeBuckets {
@@ -30,8 +30,11 @@ func typeIndex(t uint16) int {
 }
 
 func rcodeIndex(rc int) int {
-	if rc == rcodeBadVers {
+	switch rc {
+	case rcodeBadVers:
 		return 6
+	case 9: // NOTAUTH
+		return 7
 	}
 	if rc < 0 || rc > 5 {
 		return 2
@@ -109,6 +112,14 @@ func (r *statsRegistry) zone(name string) *zoneStats {
 		r.zones[name] = z
 	}
 	return z
+}
+
+// zoneOf returns z's counters, or those of "no zone" for nil.
+func (r *statsRegistry) zoneOf(z *zone) *zoneStats {
+	if z == nil || z.stats == nil {
+		return r.none
+	}
+	return z.stats
 }
 
 func (r *statsRegistry) removal(pool string) *atomic.Uint64 {

@@ -24,6 +24,8 @@ type table struct {
 	hinfo *answer
 	// pools are the pools that balanced names read, by name.
 	pools map[string]*upstream.Pool
+	// zoneByName finds a zone by its lower-case fqdn (for transfers).
+	zoneByName map[string]*zone
 }
 
 // zone is one served zone.
@@ -34,6 +36,10 @@ type zone struct {
 	// answers, its owner written out and its TTL the negative TTL.
 	soa   []byte
 	stats *zoneStats
+	// records are the zone's static records, SOA first and last, for
+	// zone transfers; xfr says who may have them (nil: nobody).
+	records []dns.RR
+	xfr     *xfrPolicy
 }
 
 // node is one name of a zone.

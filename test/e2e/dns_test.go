@@ -175,6 +175,9 @@ pools:
       - address: 198.51.100.7:80
 dns:
   listen: ["%s"]
+  tsig_keys:
+    - name: xfr-key
+      secret: c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==
   views:
     - name: eu
       subnets: [10.1.0.0/16]
@@ -186,6 +189,9 @@ dns:
         - "static A 192.0.2.10"
         - "*.wild TXT \"wildcard\""
 %s
+      transfer:
+        allow: [127.0.0.0/8]
+        key: xfr-key
       balanced:
         - name: www
           ttl: 20s
@@ -241,6 +247,11 @@ func TestDNSRcodesWithDigAndKdig(t *testing.T) {
 			want: []string{"198.51.100.7", "10.1.2.0/24/16"}},
 		{desc: "ECS outside every view gets the default pool", tool: "kdig", args: []string{"+subnet=192.0.2.0/24", "www.example.test"},
 			want: []string{"IN\tA\t192.0.2."}},
+		{desc: "AXFR signed with the zone's key (kdig)", tool: "kdig", args: []string{"-y", "hmac-sha256:xfr-key:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==", "example.test", "AXFR"},
+			want: []string{"static.example.test.", "ns1.example.test.", "TSIG\thmac-sha256."}},
+		{desc: "AXFR signed with the zone's key (dig)", tool: "dig", args: []string{"-y", "hmac-sha256:xfr-key:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==", "example.test", "AXFR"},
+			want: []string{"static.example.test.", "XFR size: "}},
+		{desc: "AXFR unsigned is refused", tool: "dig", args: []string{"example.test", "AXFR"}, want: []string{"Transfer failed"}},
 		{desc: "balanced TTL", tool: "dig", args: []string{"www.example.test"}, want: []string{"www.example.test.\t20\tIN\tA\t192.0.2."}},
 	}
 	for _, tc := range tests {
