@@ -57,3 +57,25 @@ func BenchmarkQueryHandler(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSweep100k is one leader sweep over 100k ephemeral instances
+// that all beat in time: the steady state of a large registry.
+func BenchmarkSweep100k(b *testing.B) {
+	s := NewStore()
+	for svc := 0; svc < 1000; svc++ {
+		ins := make([]Instance, 100)
+		for i := range ins {
+			ins[i] = inst(fmt.Sprintf("10.%d.%d.%d", svc/250, svc%250, i+1), 80, "", true)
+		}
+		c := Command{Op: OpRegister, Key: Key{Service: fmt.Sprint("s", svc)}, Instances: ins}
+		s.Apply(&c)
+	}
+	l := NewLiveness(LivenessOptions{})
+	l.Sweep(s)
+	b.ReportAllocs()
+	for b.Loop() {
+		if c := l.Sweep(s); c != nil {
+			b.Fatal("changes in a steady state")
+		}
+	}
+}

@@ -32,6 +32,7 @@ func (o *LivenessOptions) defaults() {
 	}
 }
 
+// instRef names one instance of one service.
 type instRef struct {
 	key Key
 	id  string
@@ -40,21 +41,25 @@ type instRef struct {
 // Liveness tracks the heartbeats of ephemeral instances. It lives on the
 // leader only and is never replicated: a beat is a map write, and only the
 // transitions a sweep finds (unhealthy, removed) become Raft entries. A new
-// leader starts every instance's clock afresh, which gives each instance
-// one full RemoveAfter to reach it after a failover.
+// leader counts silence from when it took over (Lead), which gives each
+// instance one full RemoveAfter to reach it after a failover.
+//
+// Beats are kept per service, by instance ID, as Unix nanoseconds: a sweep
+// over 100k instances then walks the store's own maps without allocating
+// and without hashing a composite key per instance.
 type Liveness struct {
 	opts  LivenessOptions
 	mu    sync.Mutex
-	beats map[instRef]time.Time
-	// epoch is when this node last became leader: no instance is judged
-	// silent for longer than it has led.
-	epoch time.Time
+	beats map[Key]map[string]int64
+	// epoch is when this node last became leader (Unix nanoseconds): no
+	// instance is judged silent for longer than it has led.
+	epoch int64
 }
 
 // NewLiveness makes a tracker.
 func NewLiveness(o LivenessOptions) *Liveness {
 	o.defaults()
-	return &Liveness{opts: o, beats: map[instRef]time.Time{}}
+	return &Liveness{opts: o, beats: map[Key]map[string]int64{}}
 }
 
 // Options returns the effective timings.
@@ -62,9 +67,15 @@ func (l *Liveness) Options() LivenessOptions { return l.opts }
 
 // Beat records a heartbeat of instance id of k.
 func (l *Liveness) Beat(k Key, id string) {
-	now := l.opts.Now()
+	now := l.opts.Now().UnixNano()
+	k = k.withDefaults()
 	l.mu.Lock()
-	l.beats[instRef{k.withDefaults(), id}] = now
+	bm := l.beats[k]
+	if bm == nil {
+		bm = map[string]int64{}
+		l.beats[k] = bm
+	}
+	bm[id] = now
 	l.mu.Unlock()
 }
 
@@ -72,71 +83,84 @@ func (l *Liveness) Beat(k Key, id string) {
 // from now at the earliest, so instances are judged only on what this
 // node has seen while leading, not on beats from an earlier term.
 func (l *Liveness) Lead() {
-	now := l.opts.Now()
+	now := l.opts.Now().UnixNano()
 	l.mu.Lock()
 	l.epoch = now
 	l.mu.Unlock()
+}
+
+// beatCount is the number of instances with a recorded beat (tests).
+func (l *Liveness) beatCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, bm := range l.beats {
+		n += len(bm)
+	}
+	return n
 }
 
 // Sweep compares the store's ephemeral instances with their last beats
 // and returns the command (a batch, or nil when nothing changes) that
 // marks the silent ones unhealthy and removes the long-silent ones.
 func (l *Liveness) Sweep(s *Store) *Command {
-	now := l.opts.Now()
-	type change struct{ down, gone []string }
-	changes := map[Key]*change{}
-	seen := map[instRef]bool{}
+	now := l.opts.Now().UnixNano()
+	unhealthy, remove := int64(l.opts.UnhealthyAfter), int64(l.opts.RemoveAfter)
+	var b *Command
 	l.mu.Lock()
-	s.each(func(k Key, in *Instance) {
-		if !in.Ephemeral {
-			return
-		}
-		ref := instRef{k, in.ID()}
-		seen[ref] = true
-		last, ok := l.beats[ref]
-		if !ok {
-			// First sight on this node: start its clock now.
-			l.beats[ref] = now
-			return
-		}
-		if last.Before(l.epoch) {
-			last = l.epoch
-		}
-		age := now.Sub(last)
-		c := changes[k]
-		switch {
-		case age >= l.opts.RemoveAfter:
-			if c == nil {
-				c = &change{}
-				changes[k] = c
+	defer l.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for k, e := range s.services {
+		bm := l.beats[k]
+		var down, gone []string
+		for id, in := range e.inst {
+			if !in.Ephemeral {
+				continue
 			}
-			c.gone = append(c.gone, ref.id)
-		case age >= l.opts.UnhealthyAfter && in.Healthy:
-			if c == nil {
-				c = &change{}
-				changes[k] = c
+			last, ok := bm[id]
+			if !ok {
+				// First sight on this node: start its clock now.
+				if bm == nil {
+					bm = map[string]int64{}
+					l.beats[k] = bm
+				}
+				bm[id] = now
+				continue
 			}
-			c.down = append(c.down, ref.id)
+			last = max(last, l.epoch)
+			switch age := now - last; {
+			case age >= remove:
+				gone = append(gone, id)
+			case age >= unhealthy && in.Healthy:
+				down = append(down, id)
+			}
 		}
-	})
-	// Beats of instances that are no longer registered are dropped, so
-	// the map does not grow without bound.
-	for ref := range l.beats {
-		if !seen[ref] {
-			delete(l.beats, ref)
+		// Beats of instances no longer registered are dropped, so the
+		// maps do not grow without bound.
+		if len(bm) > len(e.inst) {
+			for id := range bm {
+				if _, ok := e.inst[id]; !ok {
+					delete(bm, id)
+				}
+			}
+		}
+		if len(down)+len(gone) == 0 {
+			continue
+		}
+		if b == nil {
+			b = &Command{Op: OpBatch}
+		}
+		if len(down) > 0 {
+			b.Batch = append(b.Batch, Command{Op: OpSetHealth, Key: k, IDs: down, Healthy: false})
+		}
+		if len(gone) > 0 {
+			b.Batch = append(b.Batch, Command{Op: OpDeregister, Key: k, IDs: gone})
 		}
 	}
-	l.mu.Unlock()
-	if len(changes) == 0 {
-		return nil
-	}
-	b := &Command{Op: OpBatch}
-	for k, c := range changes {
-		if len(c.down) > 0 {
-			b.Batch = append(b.Batch, Command{Op: OpSetHealth, Key: k, IDs: c.down, Healthy: false})
-		}
-		if len(c.gone) > 0 {
-			b.Batch = append(b.Batch, Command{Op: OpDeregister, Key: k, IDs: c.gone})
+	for k := range l.beats {
+		if _, ok := s.services[k]; !ok {
+			delete(l.beats, k)
 		}
 	}
 	return b

@@ -63,7 +63,7 @@ func TestHeartbeatExpiry(t *testing.T) {
 	}
 	// An unhealthy instance that beats again is not made healthy by the
 	// sweep; the beat handler does that (see the server).
-	if len(l.beats) != 2 {
-		t.Fatalf("beats of removed instances kept: %d", len(l.beats))
+	if n := l.beatCount(); n != 2 {
+		t.Fatalf("beats of removed instances kept: %d", n)
 	}
 }

@@ -86,8 +86,6 @@ func TestNacosSDK(t *testing.T) {
 	})
 	// The SDK's beat reactor keeps the registered instances alive.
 	waitFor(t, 10*time.Second, "a heartbeat from the SDK", func() bool {
-		n.live.mu.Lock()
-		defer n.live.mu.Unlock()
-		return len(n.live.beats) >= 2
+		return n.live.beatCount() >= 2
 	})
 }
