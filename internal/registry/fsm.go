@@ -1,7 +1,7 @@
 package registry
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,14 +30,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return applyResult{index: idx, err: err}
 }
 
-// Snapshot serialises the store now, under its read lock; Raft persists
-// the bytes later on its own goroutine.
+// Snapshot captures the store (cheap: references to immutable views);
+// Persist encodes it on Raft's snapshot goroutine, so applying entries is
+// not held up by encoding a large registry.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	var buf bytes.Buffer
-	if err := f.store.Save(&buf); err != nil {
-		return nil, err
-	}
-	return snapshot(buf.Bytes()), nil
+	return snapshot{f.store.capture()}, nil
 }
 
 func (f *fsm) Restore(r io.ReadCloser) error {
@@ -45,10 +42,15 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 	return f.store.Load(r)
 }
 
-type snapshot []byte
+type snapshot struct{ d *snapshotData }
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s); err != nil {
+	w := bufio.NewWriterSize(sink, 256<<10)
+	if err := json.NewEncoder(w).Encode(s.d); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("writing registry snapshot: %w", err)
+	}
+	if err := w.Flush(); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("writing registry snapshot: %w", err)
 	}

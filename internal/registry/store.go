@@ -441,15 +441,23 @@ type snapshotSvc struct {
 	Instances []Instance `json:"instances"`
 }
 
-// Save writes the whole store to w (Raft snapshots).
-func (s *Store) Save(w io.Writer) error {
+// capture takes a consistent picture of the store under its read lock
+// without copying instances: views are immutable, and instance metadata
+// maps are replaced, never changed in place, so the picture can be
+// encoded later on another goroutine while the store moves on.
+func (s *Store) capture() *snapshotData {
 	s.mu.RLock()
-	d := snapshotData{Index: s.index, Services: make([]snapshotSvc, 0, len(s.services))}
+	defer s.mu.RUnlock()
+	d := &snapshotData{Index: s.index, Services: make([]snapshotSvc, 0, len(s.services))}
 	for _, e := range s.services {
 		d.Services = append(d.Services, snapshotSvc{Service: e.svc, Explicit: e.explicit, Index: e.index, Instances: e.view})
 	}
-	s.mu.RUnlock()
-	return json.NewEncoder(w).Encode(&d)
+	return d
+}
+
+// Save writes the whole store to w.
+func (s *Store) Save(w io.Writer) error {
+	return json.NewEncoder(w).Encode(s.capture())
 }
 
 // Load replaces the store's contents with a snapshot written by Save.

@@ -167,7 +167,7 @@ func TestViewStaysSorted(t *testing.T) {
 			return Command{Op: OpSetHealth, Key: k, IDs: []string{in.ID()}, Healthy: rng.IntN(2) == 0}
 		}
 	}
-	for i := 0; i < 2000; i++ {
+	for i := 0; i < 600; i++ {
 		c := randCmd()
 		if rng.IntN(4) == 0 {
 			c = Command{Op: OpBatch, Batch: []Command{randCmd(), randCmd(), randCmd()}}
