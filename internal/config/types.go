@@ -75,6 +75,10 @@ type Pool struct {
 	// Passive is passive ejection on failures reported by data planes;
 	// on with its defaults when absent, off with max_fails: 0.
 	Passive *Passive `yaml:"passive"`
+	// Protocol is how the l7 role speaks to the pool's backends: http1,
+	// h2 (HTTP/2 over TLS) or h2c (cleartext HTTP/2) (default http1).
+	// Other roles ignore it.
+	Protocol string `yaml:"protocol"`
 }
 
 // Backend is one static member of a pool.
