@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -34,10 +32,17 @@ type exchange struct {
 	// an upload or an event stream.
 	c       *upConn
 	timeout time.Duration
+
+	// rt is the route being served, for its response policy; nil for
+	// tunnels. setCookie is a sticky cookie to add to the response.
+	rt        *route
+	setCookie []string
+	// replay holds the request body when it may be sent again.
+	replay *replayBody
 }
 
 func releaseExchange(x *exchange) {
-	x.c = nil
+	x.c, x.rt, x.setCookie, x.replay = nil, nil, nil, nil
 	exchangePool.Put(x)
 }
 
@@ -72,94 +77,211 @@ const (
 	relayFailed                 // the backend failed after the response began
 	timedOut                    // the backend did not answer in time
 	clientFailed                // the client's request body could not be read
+	statusFailed                // a retryable status was swallowed for a retry
 )
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	upgrade := r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade")
-	rt := h.ln.table.Load().match(r.Host, r.URL.Path)
+	t := h.ln.table.Load()
+	rt := t.find(r)
 	if rt == nil {
 		http.Error(w, "no route", http.StatusNotFound)
 		return
 	}
 	ip := clientIP(r.RemoteAddr)
-	snap := rt.pool.Snapshot()
-	b := snap.Pick(xxhash.Sum64String(ip))
-	if b == nil {
-		http.Error(w, "no backend available", http.StatusServiceUnavailable)
+	// Protection first: nothing below should cost a backend anything for
+	// a request that is refused anyway.
+	if rt.limiter != nil {
+		if ok, wait := rt.limiter.allow(r, ip); !ok {
+			tooManyRequests(w, wait)
+			return
+		}
+	}
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	if t.maxBodyBytes > 0 && hasBody {
+		if r.ContentLength > t.maxBodyBytes {
+			tooLarge(w)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, t.maxBodyBytes)
+	}
+	switch {
+	case rt.redirect != nil:
+		rt.redirect.serve(w, r)
+		return
+	case rt.respond != nil:
+		rt.respond.serve(w, r)
 		return
 	}
+	if !rt.reqOps.empty() {
+		rt.reqOps.apply(r.Header)
+	}
+
+	// Choose the pool and the backend: a split condition, then a valid
+	// sticky cookie, then the split weights and the pool's picker.
+	pi := 0
+	forced := -1
+	if len(rt.splits) > 0 {
+		forced = rt.forcedPool(r)
+	}
+	key := rt.hashKey(r, ip)
+	var b *upstream.Backend
+	var snaps []*upstream.Snapshot
+	var setCookie []string
+	if rt.sticky != nil {
+		snaps = make([]*upstream.Snapshot, len(rt.pools))
+		for i, p := range rt.pools {
+			snaps[i] = p.Snapshot()
+		}
+		b, pi = rt.sticky.resolve(r, snaps, forced)
+	}
+	if b == nil {
+		pi = forced
+		if pi < 0 {
+			pi = rt.drawPool()
+		}
+	}
+	pool := rt.pools[pi]
+	snap := pool.Snapshot()
+	if snaps != nil {
+		snap = snaps[pi]
+	}
+	if b == nil {
+		b = snap.Pick(key)
+		if b == nil {
+			http.Error(w, "no backend available", http.StatusServiceUnavailable)
+			return
+		}
+		if rt.sticky != nil {
+			setCookie = rt.sticky.setCookie(snaps, pi, b)
+		}
+	}
+	upgrade := r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade")
 	if upgrade {
 		h.s.tunnel(w, r, rt, snap, b, ip)
 		return
 	}
+
 	x := exchangePool.Get().(*exchange)
 	defer releaseExchange(x)
-	retryable := isIdempotent(r.Method)
+	x.rt, x.setCookie = rt, setCookie
+	pol := &rt.retry
+	rt.budget.request()
+	// A request is sent again only if its method allows it and its body,
+	// if any, is held in memory.
+	replayable := pol.attempts > 0 && pol.replayable(r.Method)
+	if replayable && hasBody {
+		rb, ok, err := bufferBody(r, pol.maxBody)
+		if err != nil {
+			h.clientBodyFailed(w, err)
+			return
+		}
+		x.replay, replayable = rb, ok
+	}
+	var triedBuf [4]*upstream.Backend
+	tried := triedBuf[:0]
 	for attempt := 0; ; attempt++ {
-		res, err := h.s.forward(w, r, b, ip, x)
+		tried = append(tried, b)
+		left := attempt < pol.attempts
+		// Whether a retry would be possible decides, before the response
+		// is seen, whether a retryable status may be swallowed.
+		statusRetry := left && replayable && !pol.statuses.empty() && len(snap.Ready) > len(tried) && rt.budget.allow()
+		res, err := h.s.forward(w, r, b, ip, x, statusRetry)
+		retry := false
 		switch res {
 		case done:
 			return
 		case dialFailed:
-			h.s.log.Warn("connecting to backend", "pool", rt.pool.Name(), "backend", b.Name, "err", err)
-			if retryable && attempt == 0 {
-				if nb := another(snap, b, ip); nb != nil {
-					b = nb
-					continue
-				}
-			}
-			http.Error(w, "bad gateway", http.StatusBadGateway)
-			return
+			// Nothing was sent, so any method may go elsewhere, and it
+			// cost no backend anything: the budget is not charged.
+			h.s.log.Warn("connecting to backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			retry = left
 		case sendFailed:
-			h.s.log.Warn("proxying to backend", "pool", rt.pool.Name(), "backend", b.Name, "err", err)
-			http.Error(w, "bad gateway", http.StatusBadGateway)
-			return
+			h.s.log.Warn("proxying to backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			retry = left && replayable && rt.budget.withdraw()
 		case timedOut:
-			h.s.log.Warn("waiting for backend", "pool", rt.pool.Name(), "backend", b.Name, "err", err)
-			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
-			return
+			h.s.log.Warn("waiting for backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			retry = left && replayable && pol.onTimeout && rt.budget.withdraw()
+		case statusFailed:
+			// The budget allowed it before the attempt; charge it now.
+			rt.budget.withdraw()
+			retry = true
 		case clientFailed:
-			http.Error(w, "reading request body failed", http.StatusBadRequest)
+			h.clientBodyFailed(w, err)
 			return
 		case relayFailed:
-			h.s.log.Warn("relaying response from backend", "pool", rt.pool.Name(), "backend", b.Name, "err", err)
+			h.s.log.Warn("relaying response from backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
 			// The status line is gone; only cutting the connection tells
 			// the client the response is incomplete.
 			panic(http.ErrAbortHandler)
 		}
+		if retry && len(tried) < cap(triedBuf) {
+			snap = pool.Snapshot()
+			if nb := another(snap, tried, key); nb != nil {
+				b = nb
+				if x.replay != nil {
+					x.replay.rewind()
+				}
+				if rt.sticky != nil {
+					x.setCookie = rt.sticky.setCookie(snaps, pi, b)
+				}
+				continue
+			}
+		}
+		switch res {
+		case timedOut:
+			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
+		case statusFailed:
+			// Unreachable: a status is swallowed only when a retry was
+			// possible; answer as the backend did if it ever happens.
+			http.Error(w, http.StatusText(x.head.status), x.head.status)
+		default:
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		}
+		return
 	}
 }
 
-// another picks a backend other than failed for a retry. The picker is
-// asked first so weights still count; hashing pickers return the same
-// backend for the same key, so then the next ready backend is taken.
-func another(snap *upstream.Snapshot, failed *upstream.Backend, ip string) *upstream.Backend {
-	if b := snap.Pick(xxhash.Sum64String(ip) + 1); b != nil && b != failed {
-		return b
+// clientBodyFailed answers a request whose body could not be read: 413
+// when it passed the listener's limit, else 400.
+func (h handler) clientBodyFailed(w http.ResponseWriter, err error) {
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		tooLarge(w)
+		return
 	}
-	for i, b := range snap.Ready {
-		if b == failed {
-			return snap.Ready[(i+1)%len(snap.Ready)]
-		}
-	}
-	if len(snap.Ready) > 0 && snap.Ready[0] != failed {
-		return snap.Ready[0]
-	}
-	return nil
+	http.Error(w, "reading request body failed", http.StatusBadRequest)
+}
+
+func tooLarge(w http.ResponseWriter) {
+	// The rest of the body is not read; the connection cannot be reused.
+	w.Header().Set("Connection", "close")
+	http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 }
 
 // forward sends r to b and relays the response to w. It retries by itself
 // only the keep-alive race: a pooled connection the backend had already
 // closed, detected before any response byte arrived.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Backend, ip string, x *exchange) (outcome, error) {
+//
+// With retryStatus, a response whose status the route retries is read and
+// dropped instead of relayed, and statusFailed returned.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Backend, ip string, x *exchange, retryStatus bool) (outcome, error) {
 	b.Active.Add(1)
 	defer b.Active.Add(-1)
 	b.Requests.Add(1)
 
 	hasBody := r.Body != nil && r.Body != http.NoBody
 	// A request can be sent twice only if repeating it is harmless and
-	// nothing of it was consumed from the client.
-	replayable := !hasBody && isIdempotent(r.Method)
+	// nothing of it was consumed from the client, or its body is held in
+	// memory.
+	replayable := (!hasBody || x.replay != nil) && isIdempotent(r.Method)
+	ioTimeout, firstByte := s.tr.ioTimeout, time.Duration(0)
+	if rt := x.rt; rt != nil {
+		replayable = (!hasBody || x.replay != nil) && rt.retry.replayable(r.Method)
+		if rt.timeouts.idle > 0 {
+			ioTimeout = rt.timeouts.idle
+		}
+		firstByte = rt.timeouts.firstByte
+	}
 	cp := s.tr.pool(b.Addr)
 	now := time.Now()
 	fresh := false
@@ -174,21 +296,27 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Bac
 		}
 		if c == nil {
 			var err error
-			c, err = s.tr.dial(r.Context(), cp)
+			c, err = s.dialRoute(r.Context(), cp, x.rt)
 			if err != nil {
 				s.fail(b)
 				return dialFailed, err
 			}
 		}
 		c.attach()
-		c.extendDeadline(now, s.tr.ioTimeout)
-		x.c, x.timeout = c, s.tr.ioTimeout
+		c.extendDeadline(now, ioTimeout)
+		x.c, x.timeout = c, ioTimeout
 
 		err := writeRequest(c.bw, r, ip, hasBody, x)
 		if err == nil {
 			err = c.bw.Flush()
 		}
 		var n int
+		if err == nil && firstByte > 0 {
+			// The wait for the head has its own bound; the idle bound
+			// takes over once the head is in.
+			c.deadline = time.Now().Add(firstByte)
+			err = c.nc.SetDeadline(c.deadline)
+		}
 		if err == nil {
 			n, err = readResponseHead(c.br, &x.head)
 			for err == nil && x.head.status >= 100 && x.head.status < 200 && x.head.status != 101 {
@@ -208,6 +336,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Bac
 			}
 			if reused && n == 0 && replayable && isConnGone(err) {
 				fresh = true
+				if x.replay != nil {
+					x.replay.rewind()
+				}
 				continue
 			}
 			s.fail(b)
@@ -221,6 +352,15 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Bac
 			s.fail(b)
 			return sendFailed, errors.New("backend switched protocols without being asked to")
 		}
+		if firstByte > 0 {
+			c.deadline = time.Now().Add(ioTimeout)
+			c.nc.SetDeadline(c.deadline)
+		}
+		if retryStatus && x.rt.retry.statuses.has(x.head.status) {
+			s.report(b, x.rt, x.head.status)
+			s.discard(r, c, x)
+			return statusFailed, nil
+		}
 		return s.relay(w, r, b, c, x)
 	}
 }
@@ -229,6 +369,14 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Bac
 func (s *Server) relay(w http.ResponseWriter, r *http.Request, b *upstream.Backend, c *upConn, x *exchange) (outcome, error) {
 	h := &x.head
 	copyHeader(w.Header(), h)
+	if rt := x.rt; rt != nil {
+		if !rt.respOps.empty() {
+			rt.respOps.apply(w.Header())
+		}
+		if x.setCookie != nil {
+			w.Header()["Set-Cookie"] = append(w.Header()["Set-Cookie"], x.setCookie...)
+		}
+	}
 	noBody := r.Method == http.MethodHead || h.status == 204 || h.status == 304
 	w.WriteHeader(h.status)
 	var err error
@@ -246,13 +394,13 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, b *upstream.Backe
 		var ce clientError
 		if errors.As(err, &ce) {
 			// The client left mid-body; the backend is fine.
-			s.succeed(b)
+			s.report(b, x.rt, h.status)
 			return done, nil
 		}
 		s.fail(b)
 		return relayFailed, err
 	}
-	s.succeed(b)
+	s.report(b, x.rt, h.status)
 	if h.close || c.br.Buffered() > 0 || (!noBody && h.contentLength < 0 && !h.chunked) {
 		c.close()
 	} else {

@@ -75,6 +75,7 @@ type Server struct {
 type listener struct {
 	name  string
 	ln    net.Listener
+	conns *connLimiter // the bound on open connections (limits.go)
 	srv   *http.Server
 	table atomic.Pointer[routeTable]
 	done  chan struct{} // closed when Serve has returned
@@ -130,7 +131,7 @@ func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
 		if _, dup := tables[lc.Listen]; dup {
 			return fmt.Errorf("applying l7 config: listen address %s used by two listeners", lc.Listen)
 		}
-		t, err := buildTable(lc, pools)
+		t, err := buildTableWith(lc, pools, buildOptions{log: s.log})
 		if err != nil {
 			return fmt.Errorf("applying l7 config: %w", err)
 		}
@@ -178,13 +179,17 @@ func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
 			}
 			return fmt.Errorf("applying l7 config: listening on %s: %w", addr, err)
 		}
-		opened[addr] = &listener{name: names[addr], ln: ln, done: make(chan struct{})}
+		l := &listener{name: names[addr], done: make(chan struct{})}
+		l.conns = limitConns(ln, l.maxConns) // limits.go
+		l.ln = l.conns
+		opened[addr] = l
 	}
 
 	next := make(map[string]*listener, len(tables))
 	for addr, l := range kept {
 		l.name = names[addr]
 		l.table.Store(tables[addr])
+		l.conns.wake() // max_conns may have changed
 		next[addr] = l
 	}
 	for addr, l := range opened {
@@ -215,7 +220,7 @@ func (s *Server) newHTTPServer(l *listener) *http.Server {
 	return &http.Server{
 		Handler:           handler{s: s, ln: l},
 		ReadHeaderTimeout: readHeaderTimeout,
-		MaxHeaderBytes:    maxRequestHeader,
+		MaxHeaderBytes:    l.table.Load().maxHeaderBytes, // fixed while the listener is open
 		IdleTimeout:       clientIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -71,7 +71,7 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, rt *route, snap 
 	c, err := s.tr.dial(r.Context(), cp)
 	if err != nil && isIdempotent(r.Method) {
 		s.fail(b)
-		if nb := another(snap, b, ip); nb != nil {
+		if nb := another(snap, []*upstream.Backend{b}, rt.hashKey(r, ip)); nb != nil {
 			b.Active.Add(-1)
 			b = nb
 			b.Active.Add(1)
