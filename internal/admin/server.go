@@ -278,6 +278,12 @@ func (s *Server) routes() http.Handler {
 	route("/api/v1/pools/{pool}/backends/{backend}/undrain", map[string]http.Handler{
 		http.MethodPost: s.write(s.setStateHandler("undrain", upstream.StateUp)),
 	})
+	route("/api/v1/chain", get(s.handleChain))
+	// The dashboard (dashboard.go): the page at / only, so that every
+	// other unknown path still answers 404 in JSON.
+	index, assets := dashboardHandlers()
+	route("/{$}", get(index))
+	route("/dashboard/", get(assets))
 	route("/metrics", map[string]http.Handler{http.MethodGet: promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
