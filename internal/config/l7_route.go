@@ -130,9 +130,9 @@ type RouteRetry struct {
 	// MaxBodyBytes is the largest request body buffered for a replay
 	// (default 64 KiB); larger bodies are not retried.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// BudgetRatio caps retries at this share of requests over the last
-	// ten seconds (default 0.2).
-	BudgetRatio float64 `yaml:"budget_ratio"`
+	// BudgetPercent caps retries at this percentage of requests over the
+	// last ten seconds (default 20).
+	BudgetPercent int `yaml:"budget_percent"`
 	// BudgetMinPerSec allows this many retries per second whatever the
 	// ratio (default 3).
 	BudgetMinPerSec int `yaml:"budget_min_per_sec"`
@@ -178,10 +178,12 @@ type RouteRespond struct {
 
 // RouteRateLimit is a token bucket per client.
 type RouteRateLimit struct {
-	// Rate is the sustained requests per second allowed per key.
-	Rate float64 `yaml:"rate"`
-	// Burst is how many requests a key may send at once (default: rate,
-	// at least 1).
+	// Rate is the sustained number of requests allowed per key in each
+	// Per.
+	Rate int `yaml:"rate"`
+	// Per is the period Rate counts over (default 1s).
+	Per Duration `yaml:"per"`
+	// Burst is how many requests a key may send at once (default: rate).
 	Burst int `yaml:"burst"`
 	// Key is client (the client address, default) or header:NAME.
 	Key string `yaml:"key"`
@@ -279,8 +281,8 @@ func (v *validator) route(rp string, r *Route, pools map[string]bool) {
 	if rr.MaxBodyBytes < 0 {
 		v.errorf(rp+".retry.max_body_bytes", "must not be negative, got %d", rr.MaxBodyBytes)
 	}
-	if rr.BudgetRatio < 0 || rr.BudgetRatio > 1 {
-		v.errorf(rp+".retry.budget_ratio", "must be from 0 to 1, got %g", rr.BudgetRatio)
+	if rr.BudgetPercent < 0 || rr.BudgetPercent > 100 {
+		v.errorf(rp+".retry.budget_percent", "must be from 0 to 100, got %d", rr.BudgetPercent)
 	}
 	if rr.BudgetMinPerSec < 0 {
 		v.errorf(rp+".retry.budget_min_per_sec", "must not be negative, got %d", rr.BudgetMinPerSec)
@@ -318,7 +320,10 @@ func (v *validator) route(rp string, r *Route, pools map[string]bool) {
 	}
 	if rl := r.RateLimit; rl != nil {
 		if rl.Rate <= 0 {
-			v.errorf(rp+".rate_limit.rate", "must be positive, got %g", rl.Rate)
+			v.errorf(rp+".rate_limit.rate", "must be positive, got %d", rl.Rate)
+		}
+		if rl.Per < 0 {
+			v.errorf(rp+".rate_limit.per", "must not be negative, got %s", rl.Per)
 		}
 		if rl.Burst < 0 {
 			v.errorf(rp+".rate_limit.burst", "must not be negative, got %d", rl.Burst)

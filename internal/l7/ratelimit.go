@@ -47,24 +47,28 @@ type rateEntry struct {
 }
 
 func newRateLimiter(c *config.RouteRateLimit, now func() time.Time) (*rateLimiter, error) {
-	if c.Rate <= 0 || math.IsInf(c.Rate, 0) || math.IsNaN(c.Rate) {
-		return nil, fmt.Errorf("rate must be positive, got %g", c.Rate)
+	if c.Rate <= 0 || c.Per < 0 {
+		return nil, fmt.Errorf("rate must be positive, got %d per %s", c.Rate, c.Per)
+	}
+	per := time.Duration(c.Per)
+	if per == 0 {
+		per = time.Second
 	}
 	kind, name, err := parseHashKey(c.Key, false)
 	if err != nil {
 		return nil, err
 	}
-	l := &rateLimiter{limit: rate.Limit(c.Rate), burst: c.Burst, kind: kind, header: name, now: now}
+	l := &rateLimiter{limit: rate.Limit(float64(c.Rate) / per.Seconds()), burst: c.Burst, kind: kind, header: name, now: now}
 	if l.burst <= 0 {
-		l.burst = max(1, int(math.Ceil(c.Rate)))
+		l.burst = c.Rate
 	}
 	maxKeys := c.MaxKeys
 	if maxKeys <= 0 {
 		maxKeys = defaultRateMaxKeys
 	}
-	per := max(1, (maxKeys+rateShards-1)/rateShards)
+	perShard := max(1, (maxKeys+rateShards-1)/rateShards)
 	for i := range l.shards {
-		l.shards[i].max = per
+		l.shards[i].max = perShard
 		l.shards[i].keys = make(map[string]*list.Element)
 	}
 	return l, nil

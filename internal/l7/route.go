@@ -267,7 +267,7 @@ func compileRoute(r *config.Route, idx int, ln *config.Listener, pools map[strin
 	if rt.retry, err = compileRetry(&r.Retry); err != nil {
 		return nil, fmt.Errorf("retry: %w", err)
 	}
-	rt.budget = newRetryBudget(r.Retry.BudgetRatio, r.Retry.BudgetMinPerSec, o.now)
+	rt.budget = newRetryBudget(float64(r.Retry.BudgetPercent)/100, r.Retry.BudgetMinPerSec, o.now)
 	if rt.ejectOn, err = newStatusSet(r.EjectOnStatus, 400); err != nil {
 		return nil, fmt.Errorf("eject_on_status: %w", err)
 	}
