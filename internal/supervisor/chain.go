@@ -28,7 +28,7 @@ func (s *Supervisor) Chain() []admin.Hop {
 		if b.registry != "" {
 			listen = b.registry
 		}
-		hops = append(hops, admin.Hop{Role: "registry", Name: "registry", Listen: listen, Pools: []string{}})
+		hops = append(hops, admin.Hop{Role: "registry", Name: listen, Listen: listen, Pools: []string{}})
 	}
 	return hops
 }
@@ -42,22 +42,15 @@ type bound struct {
 	registry string
 }
 
-// boundAddrs asks the running roles for their addresses. It only tries the
-// supervisor's lock: a reload holds it while it replaces the admin
-// listener, which waits for this very request to finish, so waiting here
-// would stall the reload. During a reload the configured addresses serve.
+// boundAddrs asks the running roles for their addresses. The role set is
+// read without the supervisor's lock: a reload holds that lock while it
+// replaces the admin listener, which waits for this very request to finish.
 func (s *Supervisor) boundAddrs() bound {
 	var b bound
-	if !s.mu.TryLock() {
-		return b
-	}
-	l7r, _ := s.roles["l7"].(l7Role)
-	l4r, _ := s.roles["l4"].(l4Role)
-	dnsr, _ := s.roles["dns"].(dnsRole)
-	regr, _ := s.roles["registry"].(registryRole)
-	s.mu.Unlock()
-	// The roles lock themselves; they are asked after the supervisor's
-	// lock is released so that the two locks are never held together.
+	l7r, _ := s.role("l7").(l7Role)
+	l4r, _ := s.role("l4").(l4Role)
+	dnsr, _ := s.role("dns").(dnsRole)
+	regr, _ := s.role("registry").(registryRole)
 	if l7r.Server != nil {
 		b.l7 = l7r.Addrs()
 	}

@@ -25,7 +25,7 @@ func (r dnsRole) Apply(cfg *config.Config, env Env) error {
 
 // DNS returns the DNS data plane, or nil when no config has asked for it.
 func (s *Supervisor) DNS() *dnslb.Server {
-	if r, ok := s.roles["dns"].(dnsRole); ok {
+	if r, ok := s.role("dns").(dnsRole); ok {
 		return r.Server
 	}
 	return nil

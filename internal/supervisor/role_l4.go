@@ -31,9 +31,7 @@ func (r l4Role) Shutdown(ctx context.Context) error { return r.Server.Shutdown(c
 // L4 returns the TCP/UDP data plane, or nil when no config has asked for
 // it.
 func (s *Supervisor) L4() *l4.Server {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r, ok := s.roles["l4"].(l4Role); ok {
+	if r, ok := s.role("l4").(l4Role); ok {
 		return r.Server
 	}
 	return nil

@@ -20,7 +20,7 @@ func (r l7Role) Apply(cfg *config.Config, env Env) error {
 
 // L7 returns the HTTP data plane, or nil when no config has asked for it.
 func (s *Supervisor) L7() *l7.Server {
-	if r, ok := s.roles["l7"].(l7Role); ok {
+	if r, ok := s.role("l7").(l7Role); ok {
 		return r.Server
 	}
 	return nil

@@ -22,9 +22,7 @@ func (r registryRole) Apply(cfg *config.Config, _ Env) error {
 // dns role answers <service>.<group>.<namespace>.svc.<domain> from it), or
 // nil when no registry runs in this process.
 func (s *Supervisor) ServiceRegistry() registry.Resolver {
-	s.mu.Lock()
-	r, ok := s.roles["registry"].(registryRole)
-	s.mu.Unlock()
+	r, ok := s.role("registry").(registryRole)
 	if !ok {
 		return nil
 	}

@@ -67,9 +67,11 @@ type Supervisor struct {
 	log  *slog.Logger
 	reg  *prometheus.Registry
 
-	mu      sync.Mutex // serialises Start, Reload and Shutdown
-	gen     atomic.Pointer[generation]
-	roles   map[string]Role
+	mu  sync.Mutex // serialises Start, Reload and Shutdown
+	gen atomic.Pointer[generation]
+	// roles holds the roles created so far, copied on write so that the
+	// admin API and other roles read it without the supervisor's lock.
+	roles   atomic.Pointer[map[string]Role]
 	admin   *admin.Server
 	adminCf config.Admin
 	lastRaw []byte
@@ -262,13 +264,10 @@ func (s *Supervisor) apply(cfg *config.Config) error {
 // creating roles on first use. On an error it re-applies the old config to
 // the roles that took the new one, so the reload is all or nothing.
 func (s *Supervisor) applyRoles(old, next *generation) error {
-	if s.roles == nil {
-		s.roles = map[string]Role{}
-	}
 	env := s.env(next)
 	var done []Role
 	for _, k := range roleKinds {
-		r := s.roles[k.name]
+		r := s.role(k.name)
 		if r == nil {
 			if !k.wanted(next.cfg) {
 				continue
@@ -277,7 +276,7 @@ func (s *Supervisor) applyRoles(old, next *generation) error {
 			if r, err = k.create(env); err != nil {
 				return fmt.Errorf("%s: %w", k.name, err)
 			}
-			s.roles[k.name] = r
+			s.addRole(k.name, r)
 		}
 		if err := r.Apply(next.cfg, env); err != nil {
 			if old != nil {
@@ -293,6 +292,26 @@ func (s *Supervisor) applyRoles(old, next *generation) error {
 		done = append(done, r)
 	}
 	return nil
+}
+
+// role returns the named role, or nil when no config has asked for it.
+func (s *Supervisor) role(name string) Role { return s.allRoles()[name] }
+
+func (s *Supervisor) allRoles() map[string]Role {
+	if m := s.roles.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// addRole publishes a new role; only applyRoles calls it, under s.mu.
+func (s *Supervisor) addRole(name string, r Role) {
+	next := make(map[string]Role, len(s.allRoles())+1)
+	for k, v := range s.allRoles() {
+		next[k] = v
+	}
+	next[name] = r
+	s.roles.Store(&next)
 }
 
 func (s *Supervisor) env(g *generation) Env {
@@ -536,7 +555,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		emu  sync.Mutex
 		wg   sync.WaitGroup
 	)
-	for name, r := range s.roles {
+	for name, r := range s.allRoles() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
