@@ -138,6 +138,16 @@ wait_answer() { # port name count
 	cat "$tmp/knot.log" "$tmp/strata.log" >&2
 	exit 1
 }
+# Answers could come from a stray server on the same port: make sure ours
+# are the ones running.
+sleep 0.5
+for pid in "$knot_pid" "$strata_pid"; do
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "run.sh: a server exited at start (port taken?); logs:" >&2
+		cat "$tmp/knot.log" "$tmp/strata.log" >&2
+		exit 1
+	fi
+done
 wait_answer "$KNOT_PORT" lb.example.test 3
 wait_answer "$STRATA_PORT" www.example.test 3
 # Two addresses per answer means every backend passed its checks.

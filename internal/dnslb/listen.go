@@ -31,9 +31,6 @@ type listener struct {
 	nconn atomic.Int64
 }
 
-// readersPerSocket is how many goroutines read each UDP socket.
-const readersPerSocket = 2
-
 func reusePort(_, _ string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
@@ -98,15 +95,9 @@ func (s *Server) listenOnce(addr string, sockets int) (*listener, error) {
 func (l *listener) addr() string { return l.udp[0].LocalAddr().String() }
 
 func (l *listener) serve() {
-	// Two readers per socket: SO_REUSEPORT spreads clients over the
-	// sockets by a hash of their address, so one socket may get most of
-	// the load; a second reader lets it use another core while the
-	// first answers its batch.
 	for i, u := range l.udp {
-		for r := 0; r < readersPerSocket; r++ {
-			l.wg.Add(1)
-			go l.serveUDP(u, i)
-		}
+		l.wg.Add(1)
+		go l.serveUDP(u, i)
 	}
 	l.wg.Add(1)
 	go l.serveTCP()
