@@ -202,38 +202,41 @@
     return pill(`${p.ready}/${p.total} ready`, cls);
   }
 
-  // tryCommand tells a newcomer how to send a request into the chain.
-  function tryCommand() {
+  // tryCommands tell a newcomer how to send a request into the chain.
+  // Non-breaking spaces keep "-p" with its port when the card wraps.
+  function tryCommands() {
     const local = (listen) => {
-      const i = listen.lastIndexOf(':');
-      let host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+      const first = listen.split(', ')[0];
+      const i = first.lastIndexOf(':');
+      let host = first.slice(0, i).replace(/^\[|\]$/g, '');
       if (host === '' || host === '0.0.0.0' || host === '::') host = '127.0.0.1';
-      return { host, port: listen.slice(i + 1) };
+      return { host, port: first.slice(i + 1) };
     };
+    const out = [];
     const dns = hopsOf('dns').find((h) => h.names && h.names.length && h.listen);
     if (dns) {
-      const { host, port } = local(dns.listen.split(', ')[0]);
-      const n = dns.names[0];
+      const { host, port } = local(dns.listen);
+      const n = dns.names[0].replace(/\.$/, '');
       const zone = dns.name.replace(/\.$/, '');
-      const fq = n === '@' ? zone : n.replace(/\.$/, '').endsWith(zone) ? n.replace(/\.$/, '') : `${n}.${zone}`;
-      return `dig @${host} -p ${port} ${fq}`;
+      const fq = n === '@' ? zone : n.endsWith(zone) ? n : `${n}.${zone}`;
+      out.push(`dig @${host} -p\u00a0${port} ${fq}`);
     }
-    const web = hopsOf('l4').find((h) => h.protocol !== 'udp') || hopsOf('l7')[0];
+    const web = hopsOf('l4').find((h) => h.protocol !== 'udp' && h.listen) || hopsOf('l7').find((h) => h.listen);
     if (web) {
-      const { host, port } = local(web.listen.split(', ')[0]);
-      return `curl http://${host.includes(':') ? '[' + host + ']' : host}:${port}/`;
+      const { host, port } = local(web.listen);
+      out.push(`curl http://${host.includes(':') ? '[' + host + ']' : host}:${port}/`);
     }
-    return '';
+    return out;
   }
 
   function renderChain(pools) {
     const cols = [];
-    const cmd = tryCommand();
+    const cmds = tryCommands();
     cols.push(el('div', { class: 'hop', 'data-role': 'client' },
       el('div', { class: 'role', text: 'client' }),
       el('div', { class: 'title', text: 'You' }),
-      el('div', { class: 'sub', text: cmd ? 'try:' : 'browsers, curl, dig' }),
-      cmd ? el('code', { text: cmd }) : null));
+      el('div', { class: 'sub', text: cmds.length ? 'try:' : 'browsers, curl, dig' }),
+      ...cmds.map((c) => el('code', { text: c }))));
     for (const c of COLUMNS) {
       const hs = hopsOf(c.role);
       const card = el('div', { class: 'hop' + (hs.length ? '' : ' off'), 'data-role': c.role },
@@ -281,8 +284,8 @@
       el('div', { class: 'role', text: 'registry' }),
       el('div', { class: 'title', text: 'Registry' }),
       el('div', { class: 'sub', text: reg.length ? `instances register and heartbeat at ${reg.map((h) => h.listen).join(', ')}` : 'not configured' }));
-    const beside = el('div', { class: 'beside' }, regCard,
-      el('span', { class: 'link', text: reg.length ? '⇠ apps register here; callers inside look them up and connect directly' : '' }));
+    const beside = el('div', { class: 'beside' },
+      el('span', { class: 'link', text: reg.length ? 'the app instances register here; callers inside look them up and connect directly' : '' }), regCard);
     $('chain').replaceChildren(row, beside);
   }
 
@@ -324,6 +327,8 @@
 
   function buildPanel(p, hops, sig) {
     const onlyL4 = hops.length > 0 && hops.every((h) => h.role === 'l4');
+    // The dns role answers with addresses and counts no traffic per backend.
+    const onlyDNS = hops.length > 0 && hops.every((h) => h.role === 'dns');
     const unit = onlyL4 ? 'conn/s' : 'req/s';
     const used = hops.length
       ? 'used by ' + hops.map((h) => `${h.role} ${h.name}`).join(', ')
@@ -361,7 +366,7 @@
     const table = el('table', {}, el('thead', {}, thead), tbody);
     const section = el('section', { class: 'panel pool', 'data-pool': p.name }, head,
       el('div', { class: 'pool-body' }, el('div', { class: 'table-box' }, table), chart));
-    return { el: section, sig, rows, canvas, total, unit, colors: p.backends.map((_, i) => COLORS[i % COLORS.length]), names: p.backends.map((b) => b.name), ready: head.querySelector('.ready') };
+    return { el: section, sig, rows, canvas, total, unit, onlyDNS, colors: p.backends.map((_, i) => COLORS[i % COLORS.length]), names: p.backends.map((b) => b.name), ready: head.querySelector('.ready') };
   }
 
   function buildRow(pool, b, color) {
@@ -450,7 +455,8 @@
       bar.firstChild.style.width = share === null ? '0' : (share * 100).toFixed(1) + '%';
       r.share.replaceChildren(el('div', { class: 'share' }, bar, el('span', { text: share === null ? '–' : Math.round(share * 100) + '%' })));
     }
-    panel.total.textContent = last ? `now ${fmtRate(last.total)} ${panel.unit} in total` : 'waiting for a second reading…';
+    panel.total.textContent = panel.onlyDNS ? 'DNS answers name these backends; they are not counted as requests here.'
+      : last ? `now ${fmtRate(last.total)} ${panel.unit} in total` : 'waiting for a second reading…';
     drawChart(panel, state.history.get(p.name) || []);
   }
 
@@ -523,7 +529,7 @@
     g.restore();
     if (!runs.length) {
       g.fillStyle = '#667085'; g.textAlign = 'center'; g.textBaseline = 'middle';
-      g.fillText('no traffic yet', left + pw / 2, top + ph / 2);
+      g.fillText(panel.onlyDNS ? 'not counted for DNS answers' : 'no traffic yet', left + pw / 2, top + ph / 2);
     }
   }
 
