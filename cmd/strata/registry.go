@@ -24,6 +24,7 @@ func cmdRegistry(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", config.DefaultRegistryListen, "HTTP API `address`; also the node's ID")
 	raftAddr := fs.String("raft", "", "Raft `address` (default: the listen host, port 7848)")
 	data := fs.String("data", config.DefaultRegistryData, "data `directory` (Raft log and snapshots), or memory")
+	advertise := fs.String("advertise", "", "HTTP `address` other nodes reach this one at (needed when --listen is a wildcard)")
 	var join multiFlag
 	fs.Var(&join, "join", "HTTP `address` of a node to join; repeat for more")
 	token := fs.String("token", "", "admin `token` (required when --listen is not loopback)")
@@ -54,6 +55,9 @@ func cmdRegistry(args []string, stdout, stderr io.Writer) int {
 	}
 	if *token != "" {
 		fmt.Fprintf(&b, "  token: %s\n", strconv.Quote(*token))
+	}
+	if *advertise != "" {
+		fmt.Fprintf(&b, "  advertise: %s\n", strconv.Quote(*advertise))
 	}
 	if len(join) > 0 {
 		b.WriteString("  join:\n")

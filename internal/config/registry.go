@@ -13,6 +13,10 @@ type Registry struct {
 	// Listen is the HTTP API's host:port (default 127.0.0.1:8848, Nacos's
 	// port). It is also the node's ID in the cluster.
 	Listen string `yaml:"listen"`
+	// Advertise is the HTTP address other nodes and clients reach this
+	// node at, and its ID (default: listen; required when listen is a
+	// wildcard address).
+	Advertise string `yaml:"advertise"`
 	// RaftListen is where Raft talks to the other nodes (default: the
 	// listen host, port 7848).
 	RaftListen string `yaml:"raft_listen"`
@@ -122,6 +126,11 @@ func registryValidate(v *validator, _ map[string]bool) {
 	host, ok := v.addr("registry.listen", r.Listen, false)
 	if ok && r.Token == "" && !isLoopback(host) {
 		v.errorf("registry.token", "a token is required when registry.listen (%s) is not a loopback address", r.Listen)
+	}
+	if r.Advertise != "" {
+		v.addr("registry.advertise", r.Advertise, true)
+	} else if ok && (host == "" || host == "0.0.0.0" || host == "::") {
+		v.errorf("registry.advertise", "is required when registry.listen (%s) is a wildcard address", r.Listen)
 	}
 	v.addr("registry.raft_listen", r.RaftListen, false)
 	for i, j := range r.Join {

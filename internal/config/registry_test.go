@@ -27,6 +27,8 @@ func TestRegistryValidationErrors(t *testing.T) {
 		desc, yaml, want string
 	}{
 		{"public listen without token", "listen: 0.0.0.0:8848", "registry.token: a token is required"},
+		{"wildcard without advertise", "listen: 0.0.0.0:8848\n  token: t", "registry.advertise: is required when registry.listen"},
+		{"bad advertise", "advertise: \":8848\"", "registry.advertise"},
 		{"bad listen", "listen: nope", `registry.listen: "nope" is not host:port`},
 		{"bad join", "join: [\"x\"]", "registry.join[0]"},
 		{"unhealthy before a beat", "heartbeat_interval: 10s\n  unhealthy_after: 5s", "must be longer than heartbeat_interval"},
@@ -45,7 +47,7 @@ func TestRegistryValidationErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Parse("t.yaml", []byte("registry:\n  listen: 0.0.0.0:8848\n  token: s\n")); err != nil {
+	if _, err := Parse("t.yaml", []byte("registry:\n  listen: 0.0.0.0:8848\n  advertise: 10.0.0.1:8848\n  token: s\n")); err != nil {
 		t.Errorf("public listen with a token: %v", err)
 	}
 }

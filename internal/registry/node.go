@@ -24,6 +24,13 @@ import (
 type Options struct {
 	// RaftAddr is where Raft listens (host:port; port 0 picks one).
 	RaftAddr string
+	// Advertise is the HTTP address other nodes and clients reach this
+	// node at, and its ID in the cluster (default: the listener's address,
+	// which must then not be a wildcard such as 0.0.0.0).
+	Advertise string
+	// RaftAdvertise is the Raft address other nodes reach this node at
+	// (default: Advertise's host with RaftAddr's port, or RaftAddr).
+	RaftAdvertise string
 	// DataDir holds the Raft log, stable store and snapshots. Empty keeps
 	// everything in memory (tests; a node that forgets on restart).
 	DataDir string
@@ -89,6 +96,14 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Advertise == "" {
+		opts.Advertise = ln.Addr().String()
+	}
+	if host, _, err := net.SplitHostPort(opts.Advertise); err != nil {
+		return nil, fmt.Errorf("registry: advertise address %q: %w", opts.Advertise, err)
+	} else if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return nil, fmt.Errorf("registry: %s is not an address other nodes can reach; set an advertise address", opts.Advertise)
+	}
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = time.Second
 	}
@@ -103,7 +118,7 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 		log:   opts.Logger,
 		store: NewStore(),
 		live:  NewLiveness(opts.Liveness),
-		id:    ln.Addr().String(),
+		id:    opts.Advertise,
 		ln:    ln,
 		stop:  make(chan struct{}),
 		fwd:   &http.Client{Timeout: 10 * time.Second},
@@ -140,7 +155,15 @@ func (n *Node) openRaft() error {
 	cfg.HeartbeatTimeout = 500 * time.Millisecond
 	cfg.ElectionTimeout = 500 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 250 * time.Millisecond
-	trans, err := raft.NewTCPTransport(n.opts.RaftAddr, nil, 3, 5*time.Second, io.Discard)
+	var adv net.Addr
+	if a := n.raftAdvertise(); a != "" {
+		ta, err := net.ResolveTCPAddr("tcp", a)
+		if err != nil {
+			return fmt.Errorf("registry: raft advertise address %q: %w", a, err)
+		}
+		adv = ta
+	}
+	trans, err := raft.NewTCPTransport(n.opts.RaftAddr, adv, 3, 5*time.Second, io.Discard)
 	if err != nil {
 		return fmt.Errorf("registry: opening raft transport on %s: %w", n.opts.RaftAddr, err)
 	}
@@ -192,6 +215,26 @@ func (n *Node) openRaft() error {
 	}
 	n.raft = r
 	return nil
+}
+
+// raftAdvertise is the Raft address to advertise, or "" to advertise the
+// bound address.
+func (n *Node) raftAdvertise() string {
+	if n.opts.RaftAdvertise != "" {
+		return n.opts.RaftAdvertise
+	}
+	bh, bp, err := net.SplitHostPort(n.opts.RaftAddr)
+	if err != nil || bp == "0" {
+		return ""
+	}
+	if ip := net.ParseIP(bh); bh != "" && (ip == nil || !ip.IsUnspecified()) {
+		return "" // a concrete bind address advertises itself
+	}
+	ah, _, err := net.SplitHostPort(n.opts.Advertise)
+	if err != nil {
+		return ""
+	}
+	return net.JoinHostPort(ah, bp)
 }
 
 func (n *Node) closeStores() {

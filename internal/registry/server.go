@@ -35,6 +35,7 @@ func NewServer(log *slog.Logger) *Server {
 func OptionsFrom(c *config.Registry, log *slog.Logger) Options {
 	o := Options{
 		RaftAddr:   c.RaftListen,
+		Advertise:  c.Advertise,
 		DataDir:    c.Data,
 		Join:       c.Join,
 		AdminToken: c.Token,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,5 +67,30 @@ func TestServerApply(t *testing.T) {
 	}
 	if s.Node() != nil {
 		t.Fatal("node still running without a section")
+	}
+}
+
+func TestAdvertise(t *testing.T) {
+	for _, tc := range []struct {
+		desc, raft, adv, raftAdv, want string
+	}{
+		{"concrete bind advertises itself", "10.0.0.5:7848", "10.0.0.5:8848", "", ""},
+		{"wildcard bind takes the advertised host", "0.0.0.0:7848", "10.0.0.5:8848", "", "10.0.0.5:7848"},
+		{"empty host is a wildcard", ":7848", "node1.example:8848", "", "node1.example:7848"},
+		{"explicit raft advertise wins", "0.0.0.0:7848", "10.0.0.5:8848", "10.9.9.9:7000", "10.9.9.9:7000"},
+		{"port 0 binds first", "127.0.0.1:0", "127.0.0.1:8848", "", ""},
+	} {
+		n := &Node{opts: Options{RaftAddr: tc.raft, Advertise: tc.adv, RaftAdvertise: tc.raftAdv}}
+		if got := n.raftAdvertise(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.desc, got, tc.want)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := Start(ln, Options{RaftAddr: "127.0.0.1:0", Advertise: "0.0.0.0:8848"}); err == nil || !strings.Contains(err.Error(), "advertise") {
+		t.Fatalf("a wildcard advertise address was accepted: %v", err)
 	}
 }
