@@ -34,7 +34,8 @@ func (s *Supervisor) Chain() []admin.Hop {
 }
 
 // bound holds the addresses the roles actually listen on, which differ
-// from the config when it asked for port 0.
+// from the config when it asked for port 0. Empty fields mean the role does
+// not run or cannot tell; the configured address serves then.
 type bound struct {
 	dns      []string
 	l4       func(service string) []net.Addr
@@ -43,8 +44,8 @@ type bound struct {
 }
 
 // boundAddrs asks the running roles for their addresses. The role set is
-// read without the supervisor's lock: a reload holds that lock while it
-// replaces the admin listener, which waits for this very request to finish.
+// read without the supervisor's lock (a reload holds it while it replaces
+// the admin listener, which waits for this very request to finish).
 func (s *Supervisor) boundAddrs() bound {
 	var b bound
 	l7r, _ := s.role("l7").(l7Role)
