@@ -83,6 +83,7 @@ const (
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := h.ln.table.Load()
 	rt := t.find(r)
+	noteRoute(w, rt) // observe.go
 	if rt == nil {
 		http.Error(w, "no route", http.StatusNotFound)
 		return
@@ -265,6 +266,10 @@ func tooLarge(w http.ResponseWriter) {
 // With retryStatus, a response whose status the route retries is read and
 // dropped instead of relayed, and statusFailed returned.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Backend, ip string, x *exchange, retryStatus bool) (outcome, error) {
+	noteBackend(w, b) // observe.go
+	if u := s.h2For(b); u != nil {
+		return s.forwardH2(u, w, r, b, ip, x, retryStatus) // h2.go
+	}
 	b.Active.Add(1)
 	defer b.Active.Add(-1)
 	b.Requests.Add(1)

@@ -50,6 +50,8 @@ type route struct {
 	redirect *redirect
 	respond  *fixedResponse
 	timeouts routeTimeouts
+
+	metrics *routeMetrics // set by Apply (metrics.go); nil without a registry
 }
 
 // routeTimeouts are the route's backend timeouts; zero takes the server's.

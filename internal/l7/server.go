@@ -2,6 +2,7 @@ package l7
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/internal/upstream"
@@ -42,8 +45,18 @@ type Options struct {
 	// (default 50s, below the 60s or more most servers keep them).
 	UpstreamIdleTimeout time.Duration
 	// DrainTimeout bounds how long a listener removed by Apply waits for
-	// its in-flight requests (default 30s).
+	// its in-flight requests and its upgraded connections (default 30s).
 	DrainTimeout time.Duration
+
+	// Registry, when not nil, gets the role's Prometheus collectors,
+	// registered once by NewServer (metrics.go).
+	Registry prometheus.Registerer
+	// UpstreamRootCAs verifies the certificates of backends of h2 pools
+	// (default: the system roots).
+	UpstreamRootCAs *x509.CertPool
+	// CertPollInterval is how often certificate files are checked for
+	// changes (default 5s).
+	CertPollInterval time.Duration
 }
 
 // Client-side limits of every listener.
@@ -65,6 +78,9 @@ type Server struct {
 	draining  sync.WaitGroup
 	shutdown  atomic.Bool
 	tunnels   tunnels
+	metrics   *metrics                // nil without a Registry
+	h2        atomic.Pointer[h2Pools] // nil when no pool speaks HTTP/2 (h2.go)
+	logs      map[string]*accessLog   // open access logs by format and path
 	// base parents the drains of removed listeners; Shutdown cancels it
 	// when its own deadline passes so that nothing outlives it.
 	base       context.Context
@@ -79,6 +95,14 @@ type listener struct {
 	srv   *http.Server
 	table atomic.Pointer[routeTable]
 	done  chan struct{} // closed when Serve has returned
+
+	// Protocol and observability (listener.go): fixed shape, certificates,
+	// PROXY policy, and the state Apply swaps with the table.
+	shape   listenerShape
+	certs   *certStore // nil without TLS
+	proxy   atomic.Pointer[proxyPolicy]
+	state   atomic.Pointer[listenerState]
+	tunnels tunnels // this listener's upgraded connections
 }
 
 // NewServer makes a Server with no listeners; Apply opens them.
@@ -101,8 +125,17 @@ func NewServer(opts Options) *Server {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
+	if opts.CertPollInterval <= 0 {
+		opts.CertPollInterval = 5 * time.Second
+	}
 	base, cancel := context.WithCancel(context.Background())
+	var m *metrics
+	if opts.Registry != nil {
+		m = newMetrics(opts.Registry)
+	}
 	return &Server{
+		metrics:    m,
+		logs:       map[string]*accessLog{},
 		base:       base,
 		cancelBase: cancel,
 		opts:       opts,
@@ -118,11 +151,27 @@ func NewServer(opts Options) *Server {
 // and open connections on kept listeners are unaffected. A failed Apply
 // changes nothing. Listeners are identified by their listen address.
 func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
+	return s.ApplyWith(cfg, pools, nil)
+}
+
+// ApplyWith is Apply with the pools' protocols toward their backends
+// (pool name → http1, h2 or h2c; absent means http1).
+func (s *Server) ApplyWith(cfg *config.L7, pools map[string]*upstream.Pool, protocols map[string]string) error {
 	if cfg == nil {
 		cfg = &config.L7{}
 	}
 	tables := make(map[string]*routeTable, len(cfg.Listeners))
 	names := make(map[string]string, len(cfg.Listeners))
+	plans := make(map[string]*listenerPlan, len(cfg.Listeners))
+	s.mu.Lock()
+	logs := &logSet{old: s.logs, next: map[string]*accessLog{}}
+	s.mu.Unlock()
+	applied := false
+	defer func() {
+		if !applied {
+			logs.abandon()
+		}
+	}()
 	for i := range cfg.Listeners {
 		lc := &cfg.Listeners[i]
 		if lc.Listen == "" {
@@ -137,6 +186,9 @@ func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
 		}
 		tables[lc.Listen] = t
 		names[lc.Listen] = listenerName(lc)
+		if plans[lc.Listen], err = s.planListener(lc, logs); err != nil {
+			return fmt.Errorf("applying l7 config: %w", err)
+		}
 	}
 
 	s.mu.Lock()
@@ -165,34 +217,84 @@ func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
 			}
 		}
 	}
+	for addr, l := range kept {
+		if sh := plans[addr].shape; sh != l.shape {
+			return fmt.Errorf("applying l7 config: listener %s: changing (%s) to (%s) needs a new listen address or a restart", addr, l.shape, sh)
+		}
+		if l.certs != nil && plans[addr].cfg.TLS != nil {
+			// Certificates are read afresh on every reload; a set that
+			// does not load fails the reload and keeps the old one.
+			if _, err := loadCertSet(plans[addr].cfg.TLS.Certificates); err != nil {
+				return fmt.Errorf("applying l7 config: listener %s: %w", addr, err)
+			}
+		}
+	}
 	// Open every new socket before touching anything, so that a port in
 	// use fails the whole Apply and leaves the running config alone.
 	opened := map[string]*listener{}
+	abandon := func() {
+		for _, l := range opened {
+			l.ln.Close()
+			if l.certs != nil {
+				l.certs.close()
+			}
+		}
+	}
 	for addr := range tables {
 		if kept[addr] != nil {
 			continue
 		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			for _, l := range opened {
-				l.ln.Close()
-			}
+			abandon()
 			return fmt.Errorf("applying l7 config: listening on %s: %w", addr, err)
 		}
-		l := &listener{name: names[addr], done: make(chan struct{})}
+		l := &listener{name: names[addr], done: make(chan struct{}), shape: plans[addr].shape}
 		l.conns = limitConns(ln, l.maxConns) // limits.go
 		l.ln = l.conns
 		opened[addr] = l
+		if l.ln, err = s.wrapListener(l, plans[addr]); err != nil {
+			ln.Close()
+			abandon()
+			return fmt.Errorf("applying l7 config: %w", err)
+		}
 	}
+	for addr, l := range kept {
+		if l.certs != nil {
+			l.certs.load(plans[addr].cfg.TLS.Certificates) // checked above
+		}
+		if p := plans[addr].proxy; p != nil {
+			l.proxy.Store(p)
+		}
+	}
+	for addr, t := range tables {
+		s.resolveRouteMetrics(names[addr], t)
+	}
+	h2next, h2unused := s.buildH2Pools(protocols)
+	if h2next == nil {
+		s.h2.Store(nil)
+	} else {
+		s.h2.Store(&h2next)
+	}
+	closeH2(h2unused)
+	applied = true
+	for k, a := range s.logs {
+		if logs.next[k] != a {
+			defer a.close() // after the new state is in place
+		}
+	}
+	s.logs = logs.next
 
 	next := make(map[string]*listener, len(tables))
 	for addr, l := range kept {
 		l.name = names[addr]
+		l.state.Store(plans[addr].state)
 		l.table.Store(tables[addr])
 		l.conns.wake() // max_conns may have changed
 		next[addr] = l
 	}
 	for addr, l := range opened {
+		l.state.Store(plans[addr].state)
 		l.table.Store(tables[addr])
 		l.srv = s.newHTTPServer(l)
 		next[addr] = l
@@ -217,13 +319,15 @@ func (s *Server) Apply(cfg *config.L7, pools map[string]*upstream.Pool) error {
 }
 
 func (s *Server) newHTTPServer(l *listener) *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           handler{s: s, ln: l},
 		ReadHeaderTimeout: readHeaderTimeout,
 		MaxHeaderBytes:    l.table.Load().maxHeaderBytes, // fixed while the listener is open
 		IdleTimeout:       clientIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	s.configureHTTP(srv, l) // listener.go
+	return srv
 }
 
 func (s *Server) serve(l *listener) {
@@ -233,14 +337,28 @@ func (s *Server) serve(l *listener) {
 	}
 }
 
-// closeListener stops accepting, waits for in-flight requests until ctx
-// ends, then cuts whatever is left.
+// closeListener stops accepting, waits for in-flight requests and upgraded
+// connections until ctx ends, then cuts whatever is left.
 func (s *Server) closeListener(ctx context.Context, l *listener) error {
 	err := l.srv.Shutdown(ctx)
 	if err != nil {
 		l.srv.Close()
 	}
 	<-l.done
+	if l.certs != nil {
+		l.certs.close()
+	}
+	tunnelsDone := make(chan struct{})
+	go func() { l.tunnels.wg.Wait(); close(tunnelsDone) }()
+	select {
+	case <-tunnelsDone:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+		l.tunnels.closeAll()
+		<-tunnelsDone
+	}
 	return err
 }
 
@@ -304,5 +422,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-tunnelsDone
 	}
 	s.tr.close()
+	s.mu.Lock()
+	for _, a := range s.logs {
+		a.close()
+	}
+	s.logs = map[string]*accessLog{}
+	s.mu.Unlock()
+	if p := s.h2.Load(); p != nil {
+		for _, u := range *p {
+			u.tr.CloseIdleConnections()
+		}
+	}
 	return first
 }

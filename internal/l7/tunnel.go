@@ -125,6 +125,13 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, rt *route, snap 
 	// as active, so that Shutdown cannot miss the tunnel.
 	s.tunnels.wg.Add(1)
 	defer s.tunnels.wg.Done()
+	// The listener's own count lets a listener removed by Apply wait for
+	// its tunnels, and cut them, within the drain timeout.
+	ln := listenerOf(r)
+	if ln != nil {
+		ln.tunnels.wg.Add(1)
+		defer ln.tunnels.wg.Done()
+	}
 	client, cbuf, err := hj.Hijack()
 	if err != nil {
 		c.close()
@@ -160,6 +167,14 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, rt *route, snap 
 
 	s.tunnels.add(client, up)
 	defer s.tunnels.remove(client, up)
+	if ln != nil {
+		ln.tunnels.add(client, up)
+		defer ln.tunnels.remove(client, up)
+	}
+	if s.metrics != nil {
+		s.metrics.tunnels.Inc()
+		defer s.metrics.tunnels.Dec()
+	}
 	s.join(client, up)
 }
 

@@ -1,0 +1,167 @@
+package l7
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-lb/strata/internal/upstream"
+)
+
+// Prometheus metrics of the l7 role. Counters are resolved to their label
+// values once — per route when Apply builds a table, per backend the first
+// time it answers — so a request updates a counter and a histogram through
+// pointers it already holds and never looks labels up.
+//
+// Per-backend requests, failures, in-flight requests and passive ejections
+// are exported by the admin package from the pools' own counters
+// (strata_backend_*); the metrics here add what only the data plane knows:
+// status classes and latency.
+type metrics struct {
+	routeRequests *prometheus.CounterVec
+	routeDuration *prometheus.HistogramVec
+	routeRetries  *prometheus.CounterVec
+	backendResps  *prometheus.CounterVec
+	backendDur    *prometheus.HistogramVec
+	connsActive   *prometheus.GaugeVec
+	connsTotal    *prometheus.CounterVec
+	tunnels       prometheus.Gauge
+
+	mu       sync.Mutex
+	backends atomic.Pointer[map[*upstream.Stats]*backendMetrics]
+}
+
+// statusClasses are the label values of the code label, by status/100.
+var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func classIndex(status int) int {
+	if status == 0 {
+		return 2 // net/http sends 200 when a handler writes nothing
+	}
+	if c := status / 100; c >= 1 && c <= 5 {
+		return c
+	}
+	return 0
+}
+
+// latencyBuckets run from 0.5 ms to 10 s: a proxy on a LAN answers in
+// under a millisecond, and the tail is what operators look for.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		routeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_l7_requests_total",
+			Help: "Requests answered, by listener, route and status class (1xx … 5xx).",
+		}, []string{"listener", "route", "code"}),
+		routeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "strata_l7_request_duration_seconds",
+			Help:    "Time from the request head to the end of the response, by listener and route.",
+			Buckets: latencyBuckets,
+		}, []string{"listener", "route"}),
+		routeRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_l7_retries_total",
+			Help: "Requests sent again to another backend, by listener and route.",
+		}, []string{"listener", "route"}),
+		backendResps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_l7_backend_responses_total",
+			Help: "Responses relayed from a backend (the last attempt of each request), by pool, backend and status class.",
+		}, []string{"pool", "backend", "code"}),
+		backendDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "strata_l7_backend_request_duration_seconds",
+			Help:    "Time from the request head to the end of the response, by the pool and backend that answered it.",
+			Buckets: latencyBuckets,
+		}, []string{"pool", "backend"}),
+		connsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_l7_connections_active",
+			Help: "Client connections open now, by listener.",
+		}, []string{"listener"}),
+		connsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_l7_connections_total",
+			Help: "Client connections accepted, by listener.",
+		}, []string{"listener"}),
+		tunnels: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_l7_tunnels_active",
+			Help: "Upgraded connections (WebSocket and the like) open now.",
+		}),
+	}
+	empty := map[*upstream.Stats]*backendMetrics{}
+	m.backends.Store(&empty)
+	if reg != nil {
+		reg.MustRegister(m.routeRequests, m.routeDuration, m.routeRetries, m.backendResps, m.backendDur,
+			m.connsActive, m.connsTotal, m.tunnels)
+	}
+	return m
+}
+
+// routeMetrics are one route's resolved series.
+type routeMetrics struct {
+	name     string
+	requests [len(statusClasses)]prometheus.Counter
+	duration prometheus.Observer
+	retries  prometheus.Counter
+}
+
+func (m *metrics) forRoute(listener, route string) *routeMetrics {
+	rm := &routeMetrics{
+		name:     route,
+		duration: m.routeDuration.WithLabelValues(listener, route),
+		retries:  m.routeRetries.WithLabelValues(listener, route),
+	}
+	for i, c := range statusClasses {
+		rm.requests[i] = m.routeRequests.WithLabelValues(listener, route, c)
+	}
+	return rm
+}
+
+// backendMetrics are one backend's resolved series.
+type backendMetrics struct {
+	responses [len(statusClasses)]prometheus.Counter
+	duration  prometheus.Observer
+}
+
+// forBackend returns b's series, resolving them the first time. Backends
+// are keyed by their Stats, which live as long as the backend stays in its
+// pool, whatever snapshots come and go.
+func (m *metrics) forBackend(b *upstream.Backend) *backendMetrics {
+	if bm := (*m.backends.Load())[b.Stats]; bm != nil {
+		return bm
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.backends.Load()
+	if bm := old[b.Stats]; bm != nil {
+		return bm
+	}
+	bm := &backendMetrics{duration: m.backendDur.WithLabelValues(b.Pool, b.Name)}
+	for i, c := range statusClasses {
+		bm.responses[i] = m.backendResps.WithLabelValues(b.Pool, b.Name, c)
+	}
+	next := make(map[*upstream.Stats]*backendMetrics, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[b.Stats] = bm
+	m.backends.Store(&next)
+	return bm
+}
+
+// observe records one finished request.
+func (m *metrics) observe(rm *routeMetrics, b *upstream.Backend, status int, d time.Duration, retries int) {
+	ci := classIndex(status)
+	sec := d.Seconds()
+	if rm != nil {
+		rm.requests[ci].Inc()
+		rm.duration.Observe(sec)
+		if retries > 0 {
+			rm.retries.Add(float64(retries))
+		}
+	}
+	if b != nil && b.Stats != nil {
+		bm := m.forBackend(b)
+		bm.responses[ci].Inc()
+		bm.duration.Observe(sec)
+	}
+}

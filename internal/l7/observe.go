@@ -1,0 +1,171 @@
+package l7
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/strata-lb/strata/internal/upstream"
+)
+
+// listenerState is what a listener's requests read besides the routing
+// table: who is trusted, where the access log goes, the series for
+// requests no route matched. Apply swaps it together with the table.
+type listenerState struct {
+	name     string
+	trust    trustList
+	log      *accessLog
+	unrouted *routeMetrics
+}
+
+// observer wraps a listener's handler: it fixes the X-Forwarded-* headers
+// before the request is routed and, when the response is done, records
+// metrics and the access log line. It hands the handler a recorder that
+// notes the status, the body size, the route and the backend.
+type observer struct {
+	s    *Server
+	ln   *listener
+	next http.Handler
+	h2c  http.Handler // h2c Upgrade handling; nil unless the listener has h2c
+}
+
+// recorder is the ResponseWriter the proxy writes to. Pooled: a request
+// costs no allocation for it.
+type recorder struct {
+	w        http.ResponseWriter
+	start    time.Time
+	status   int
+	bytes    int64
+	rt       *route
+	backend  *upstream.Backend
+	attempts int
+	hostBuf  [1]string
+	line     []byte
+}
+
+var recorderPool = sync.Pool{New: func() any { return &recorder{line: make([]byte, 0, 512)} }}
+
+func (o observer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if o.h2c != nil && r.ProtoMajor == 1 && isH2CUpgrade(r) {
+		o.h2c.ServeHTTP(w, r)
+		return
+	}
+	st := o.ln.state.Load()
+	rec := recorderPool.Get().(*recorder)
+	rec.w, rec.start = w, time.Now()
+	ip := clientIP(r.RemoteAddr)
+	setForwarded(r, st.trust.contains(ip), &rec.hostBuf)
+	// Deferred so that a response cut off by http.ErrAbortHandler is
+	// still counted and logged.
+	defer o.finish(rec, r, st, ip)
+	o.next.ServeHTTP(rec, r)
+}
+
+func (o observer) finish(rec *recorder, r *http.Request, st *listenerState, ip string) {
+	d := time.Since(rec.start)
+	rm := st.unrouted
+	if rec.rt != nil && rec.rt.metrics != nil {
+		rm = rec.rt.metrics
+	}
+	retries := 0
+	if rec.attempts > 1 {
+		retries = rec.attempts - 1
+	}
+	if m := o.s.metrics; m != nil {
+		m.observe(rm, rec.backend, rec.status, d, retries)
+	}
+	if st.log != nil {
+		e := logEntry{
+			start: rec.start, duration: d, client: ip, method: r.Method, uri: r.RequestURI,
+			proto: r.Proto, host: r.Host, referer: r.Header.Get("Referer"), agent: r.Header.Get("User-Agent"),
+			status: rec.status, bytes: rec.bytes, listener: st.name,
+		}
+		if e.status == 0 {
+			e.status = http.StatusOK
+		}
+		if rm != nil {
+			e.route = rm.name
+		}
+		if rec.backend != nil {
+			e.backend = rec.backend.Name
+		}
+		if st.log.json {
+			rec.line = appendJSON(rec.line[:0], &e)
+		} else {
+			rec.line = appendCombined(rec.line[:0], &e)
+		}
+		st.log.write(rec.line)
+	}
+	if cap(rec.line) > 16<<10 {
+		rec.line = make([]byte, 0, 512) // one huge URI should not pin memory
+	}
+	rec.w, rec.rt, rec.backend, rec.hostBuf[0] = nil, nil, nil, ""
+	rec.status, rec.bytes, rec.attempts = 0, 0, 0
+	recorderPool.Put(rec)
+}
+
+// noteRoute tells the recorder which route serves the request.
+func noteRoute(w http.ResponseWriter, rt *route) {
+	if rec, ok := w.(*recorder); ok {
+		rec.rt = rt
+	}
+}
+
+// noteBackend tells the recorder which backend an attempt goes to; every
+// attempt after the first is a retry.
+func noteBackend(w http.ResponseWriter, b *upstream.Backend) {
+	if rec, ok := w.(*recorder); ok {
+		rec.backend = b
+		rec.attempts++
+	}
+}
+
+func (rec *recorder) Header() http.Header { return rec.w.Header() }
+
+func (rec *recorder) WriteHeader(code int) {
+	if rec.status == 0 && code >= 200 {
+		rec.status = code
+	}
+	rec.w.WriteHeader(code)
+}
+
+func (rec *recorder) Write(p []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	n, err := rec.w.Write(p)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+// Flush passes streamed responses on at once.
+func (rec *recorder) Flush() {
+	if f, ok := rec.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack hands the connection over for an Upgrade; the 101 the proxy then
+// writes itself is what the log shows.
+func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := rec.w.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	c, brw, err := hj.Hijack()
+	if err == nil && rec.status == 0 {
+		rec.status = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.w }
+
+// isH2CUpgrade reports whether r asks to switch to cleartext HTTP/2.
+func isH2CUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header["Upgrade"], "h2c") && headerHasToken(r.Header["Connection"], "upgrade") &&
+		len(r.Header["Http2-Settings"]) == 1
+}
