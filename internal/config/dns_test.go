@@ -129,3 +129,23 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestDNSDocExamples keeps every YAML example in docs/dns.md valid, so a
+// user who pastes one gets a config that runs.
+func TestDNSDocExamples(t *testing.T) {
+	doc := string(mustRead(t, "../../docs/dns.md"))
+	n := 0
+	for _, block := range strings.Split(doc, "```yaml\n")[1:] {
+		body, _, ok := strings.Cut(block, "```")
+		if !ok {
+			t.Fatal("unterminated yaml block in docs/dns.md")
+		}
+		n++
+		if _, err := Parse("docs/dns.md example", []byte(body)); err != nil {
+			t.Errorf("example %d does not validate: %v\n%s", n, err, body)
+		}
+	}
+	if n < 3 {
+		t.Errorf("found %d yaml examples in docs/dns.md, want at least 3", n)
+	}
+}
