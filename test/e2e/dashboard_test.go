@@ -22,8 +22,10 @@ import (
 // instances, with a registry beside) in one strata process, sends it a
 // bounded stream of requests, opens the dashboard in headless Chromium
 // through chromedriver, and checks what a person would: every hop and every
-// backend is on the page; clicking Drain on one instance makes its share of
-// new requests fall to 0 and its row say draining; Restore brings it back.
+// backend is on the page; Drain without the admin token shows the API's
+// refusal; with the token typed in, clicking Drain on one instance makes its
+// share of new requests fall to 0 and its row say draining; Restore brings
+// it back; a weight typed into its field reaches the pool.
 //
 // Set STRATA_SCREENSHOT=/some/file.png to keep a screenshot of the page.
 func TestDashboardInChromium(t *testing.T) {
@@ -46,8 +48,10 @@ func TestDashboardInChromium(t *testing.T) {
 		apps[i] = strings.TrimPrefix(srv.URL, "http://")
 	}
 	adminAddr, l7Addr, l4Addr, dnsAddr, regAddr, raftAddr := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	const token = "dashboard-test-token"
 	conf := fmt.Sprintf(`admin:
   listen: %[1]s
+  token: %[10]s
 pools:
   - name: vip
     backends:
@@ -58,7 +62,7 @@ pools:
       - name: l7-a
         address: %[2]s
   - name: app
-    lb: rr
+    lb: wrr
     health:
       type: http
       path: /
@@ -95,7 +99,7 @@ registry:
   listen: %[5]s
   raft_listen: %[6]s
   data: memory
-`, adminAddr, l7Addr, l4Addr, dnsAddr, regAddr, raftAddr, apps[0], apps[1], apps[2])
+`, adminAddr, l7Addr, l4Addr, dnsAddr, regAddr, raftAddr, apps[0], apps[1], apps[2], token)
 	path := filepath.Join(t.TempDir(), "strata.yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -165,8 +169,25 @@ registry:
 		return ""
 	})
 
+	// Without the token the API refuses, and the page says so.
+	wd.click(t, `tr[data-pool="app"][data-backend="app-2"] button.drain`)
+	wd.waitPage(t, 5*time.Second, "the refusal on the page", func(p page) string {
+		if !strings.Contains(p.Error, "missing bearer token") || !strings.Contains(p.Error, "admin token") {
+			return fmt.Sprintf("the page shows %q, want the missing token and where to enter it", p.Error)
+		}
+		return ""
+	})
+	if st := backendState(t, adminAddr, "app", "app-2"); st.State != "up" {
+		t.Fatalf("app-2 is %q after a write without the token", st.State)
+	}
+
+	wd.typeInto(t, "#token", token)
+	wd.click(t, `#token-form button[type=submit]`)
 	wd.click(t, `tr[data-pool="app"][data-backend="app-2"] button.drain`)
 	wd.waitPage(t, 10*time.Second, "app-2 draining with no new requests", func(p page) string {
+		if p.Error != "" {
+			return "the page shows an error: " + p.Error
+		}
 		r := p.row("app/app-2")
 		if r.State != "draining" || !strings.Contains(r.Text, "draining") || !strings.Contains(r.Text, "Restore") {
 			return fmt.Sprintf("app-2's row is %q: %q", r.State, r.Text)
@@ -181,8 +202,8 @@ registry:
 		}
 		return ""
 	})
-	if st := backendState(t, adminAddr, "app", "app-2"); st != "draining" {
-		t.Errorf("the admin API says app-2 is %q after the click, want draining", st)
+	if st := backendState(t, adminAddr, "app", "app-2"); st.State != "draining" {
+		t.Errorf("the admin API says app-2 is %q after the click, want draining", st.State)
 	}
 	wd.screenshot(t)
 
@@ -197,6 +218,12 @@ registry:
 		}
 		return ""
 	})
+
+	wd.typeInto(t, `tr[data-pool="app"][data-backend="app-1"] input`, "3")
+	wd.click(t, `tr[data-pool="app"][data-backend="app-1"] .weight button`)
+	eventually(t, 5*time.Second, "app-1's weight to reach the pool", func() bool {
+		return backendState(t, adminAddr, "app", "app-1").Weight == 3
+	})
 	stop()
 	traffic.Wait()
 	if failed > 0 {
@@ -204,18 +231,21 @@ registry:
 	}
 }
 
-func backendState(t *testing.T, adminAddr, pool, backend string) string {
+// backendState reads a backend from the admin API, as curl would.
+func backendState(t *testing.T, adminAddr, pool, backend string) (b struct {
+	State  string
+	Weight int
+}) {
 	t.Helper()
 	res, err := http.Get("http://" + adminAddr + "/api/v1/pools/" + pool + "/backends/" + backend)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var b struct{ State string }
 	if err := json.NewDecoder(res.Body).Decode(&b); err != nil {
 		t.Fatal(err)
 	}
-	return b.State
+	return b
 }
 
 // page is what the test reads of the dashboard's DOM.
@@ -360,7 +390,7 @@ func (wd *webDriver) call(t *testing.T, method, path string, body any) {
 }
 
 // waitPage reads the page until check finds nothing wrong, and fails with
-// the last complaint at the deadline. The page also must not show an error.
+// the last complaint at the deadline.
 func (wd *webDriver) waitPage(t *testing.T, d time.Duration, what string, check func(page) string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -369,8 +399,6 @@ func (wd *webDriver) waitPage(t *testing.T, d time.Duration, what string, check 
 		var p page
 		if err := wd.do("POST", "/execute/sync", map[string]any{"script": readPage, "args": []any{}}, &p); err != nil {
 			last = err.Error()
-		} else if p.Error != "" {
-			t.Fatalf("the page shows an error while waiting for %s: %s", what, p.Error)
 		} else if last = check(p); last == "" {
 			return
 		}
@@ -382,17 +410,31 @@ func (wd *webDriver) waitPage(t *testing.T, d time.Duration, what string, check 
 	}
 }
 
-func (wd *webDriver) click(t *testing.T, css string) {
+// find returns the WebDriver id of the element css selects.
+func (wd *webDriver) find(t *testing.T, css string) string {
 	t.Helper()
 	var el map[string]string
 	if err := wd.do("POST", "/element", map[string]any{"using": "css selector", "value": css}, &el); err != nil {
 		t.Fatalf("finding %s: %v", css, err)
 	}
-	for _, id := range el { // the key is the W3C element identifier
-		wd.call(t, "POST", "/element/"+id+"/click", map[string]any{})
-		return
+	for _, id := range el { // the only key is the W3C element identifier
+		return id
 	}
 	t.Fatalf("finding %s: no element in the answer", css)
+	return ""
+}
+
+func (wd *webDriver) click(t *testing.T, css string) {
+	t.Helper()
+	wd.call(t, "POST", "/element/"+wd.find(t, css)+"/click", map[string]any{})
+}
+
+// typeInto replaces the value of an input as a person typing would.
+func (wd *webDriver) typeInto(t *testing.T, css, text string) {
+	t.Helper()
+	id := wd.find(t, css)
+	wd.call(t, "POST", "/element/"+id+"/clear", map[string]any{})
+	wd.call(t, "POST", "/element/"+id+"/value", map[string]any{"text": text})
 }
 
 // screenshot saves the viewport as PNG to $STRATA_SCREENSHOT, or to the

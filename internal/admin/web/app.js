@@ -383,7 +383,7 @@
       eff: el('td', { class: 'num' }), active: el('td', { class: 'num' }),
       rate: el('td', { class: 'num' }), share: el('td', { class: 'num' }),
       failures: el('td', { class: 'num' }), act: el('td', {}, action),
-      input: weight, action, b,
+      input: weight, shown: '', action, b,
     };
     r.tr.append(r.name, r.zone, r.status, r.health, r.weight, r.eff, r.active, r.rate, r.share, r.failures, r.act);
 
@@ -395,7 +395,7 @@
       }
       setWeight.disabled = true;
       try {
-        applyBackend(r, await write('PUT', backendPath(pool, b.name), { weight: n }));
+        applyBackend(r, await write('PUT', backendPath(pool, b.name), { weight: n }), true);
         actionError = ''; showError();
         weight.blur();
       } catch (e) {
@@ -403,7 +403,10 @@
       } finally { setWeight.disabled = false; }
     };
     setWeight.addEventListener('click', doSet);
-    weight.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') doSet(); });
+    weight.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') doSet();
+      if (ev.key === 'Escape') { weight.value = r.shown; weight.blur(); }
+    });
     action.addEventListener('click', async () => {
       const drain = r.b.state === 'up';
       action.disabled = true;
@@ -418,8 +421,10 @@
   }
 
   // applyBackend shows a backend's state: from a reading, or at once from
-  // the answer to a write, so a click shows before the next reading.
-  function applyBackend(r, b) {
+  // the answer to a write, so a click shows before the next reading. A
+  // weight the operator is typing is left alone until Set (which forces
+  // the field to the pool's answer) or Escape.
+  function applyBackend(r, b, force) {
     r.b = b;
     r.tr.dataset.state = b.state;
     r.tr.dataset.status = b.status;
@@ -430,7 +435,10 @@
     else if (h) r.health.replaceChildren(pill(b.healthy ? 'passing' : 'failing', b.healthy ? 'ok' : 'bad'));
     else r.health.replaceChildren(b.healthy ? el('span', { class: 'muted', text: 'not checked' }) : pill('failing', 'bad'));
     r.health.title = h ? (h.last_error || `last check passed, ${h.checks} checks`) : '';
-    if (document.activeElement !== r.input) r.input.value = b.weight;
+    if (force || r.input.value === String(r.shown)) {
+      r.input.value = b.weight;
+      r.shown = b.weight;
+    }
     r.eff.textContent = b.effective_weight;
     r.active.textContent = b.active;
     r.failures.textContent = b.failures;
