@@ -12,7 +12,7 @@ func benchStore(nInst int) *Store {
 	s := NewStore()
 	ins := make([]Instance, nInst)
 	for i := range ins {
-		ins[i] = inst(fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), 80, fmt.Sprint("z", i%3), i%10 != 0, "version", fmt.Sprint(i%2))
+		ins[i] = inst(fmt.Sprintf("127.0.%d.%d", i/250, i%250+1), 80, fmt.Sprint("z", i%3), i%10 != 0, "version", fmt.Sprint(i%2))
 	}
 	c := Command{Op: OpRegister, Key: svcKey, Instances: ins}
 	s.Apply(&c)
@@ -34,7 +34,7 @@ func BenchmarkApplyRegister(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		c := Command{Op: OpRegister, Key: Key{Service: fmt.Sprint("s", i%100)}, Instances: []Instance{inst(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), 80, "", true)}}
+		c := Command{Op: OpRegister, Key: Key{Service: fmt.Sprint("s", i%100)}, Instances: []Instance{inst(fmt.Sprintf("127.%d.%d.%d", i>>16&255, i>>8&255, i&255), 80, "", true)}}
 		s.Apply(&c)
 		i++
 	}
@@ -66,7 +66,7 @@ func BenchmarkSweep100k(b *testing.B) {
 	for svc := 0; svc < 1000; svc++ {
 		ins := make([]Instance, 100)
 		for i := range ins {
-			ins[i] = inst(fmt.Sprintf("10.%d.%d.%d", svc/250, svc%250, i+1), 80, "", true)
+			ins[i] = inst(fmt.Sprintf("127.%d.%d.%d", svc/250, svc%250, i+1), 80, "", true)
 		}
 		c := Command{Op: OpRegister, Key: Key{Service: fmt.Sprint("s", svc)}, Instances: ins}
 		s.Apply(&c)

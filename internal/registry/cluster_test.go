@@ -42,7 +42,7 @@ func clusterNode(t *testing.T, httpAddr, raftAddr, dir string, join []string) *N
 	return n
 }
 
-func ipOf(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }
+func ipOf(i int) string { return fmt.Sprintf("127.%d.%d.%d", i>>16&255, i>>8&255, i&255) }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()

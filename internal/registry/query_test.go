@@ -68,7 +68,7 @@ func TestGrayPercent(t *testing.T) {
 	gray := 0
 	const callers = 10000
 	for i := 0; i < callers; i++ {
-		q := Query{HealthyOnly: true, Caller: fmt.Sprintf("10.1.%d.%d", i/256, i%256)}
+		q := Query{HealthyOnly: true, Caller: fmt.Sprintf("127.1.%d.%d", i/256, i%256)}
 		r := Select(v, true, &q)
 		if r.Route == "v2" {
 			gray++

@@ -74,10 +74,10 @@ func TestAdvertise(t *testing.T) {
 	for _, tc := range []struct {
 		desc, raft, adv, raftAdv, want string
 	}{
-		{"concrete bind advertises itself", "10.0.0.5:7848", "10.0.0.5:8848", "", ""},
-		{"wildcard bind takes the advertised host", "0.0.0.0:7848", "10.0.0.5:8848", "", "10.0.0.5:7848"},
+		{"concrete bind advertises itself", "127.0.0.5:7848", "127.0.0.5:8848", "", ""},
+		{"wildcard bind takes the advertised host", "0.0.0.0:7848", "127.0.0.5:8848", "", "127.0.0.5:7848"},
 		{"empty host is a wildcard", ":7848", "node1.example:8848", "", "node1.example:7848"},
-		{"explicit raft advertise wins", "0.0.0.0:7848", "10.0.0.5:8848", "10.9.9.9:7000", "10.9.9.9:7000"},
+		{"explicit raft advertise wins", "0.0.0.0:7848", "127.0.0.5:8848", "127.9.9.9:7000", "127.9.9.9:7000"},
 		{"port 0 binds first", "127.0.0.1:0", "127.0.0.1:8848", "", ""},
 	} {
 		n := &Node{opts: Options{RaftAddr: tc.raft, Advertise: tc.adv, RaftAdvertise: tc.raftAdv}}

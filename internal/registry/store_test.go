@@ -151,7 +151,7 @@ func TestViewStaysSorted(t *testing.T) {
 	s := NewStore()
 	k := Key{Service: "v"}
 	randInst := func() Instance {
-		return inst(fmt.Sprintf("10.0.0.%d", rng.IntN(20)), 80+rng.IntN(3), fmt.Sprint("c", rng.IntN(3)), rng.IntN(2) == 0)
+		return inst(fmt.Sprintf("127.0.0.%d", rng.IntN(20)), 80+rng.IntN(3), fmt.Sprint("c", rng.IntN(3)), rng.IntN(2) == 0)
 	}
 	randCmd := func() Command {
 		switch rng.IntN(5) {
