@@ -123,8 +123,8 @@ func (r *response) authority(z *zone) {
 	r.add(0, 1, 0)
 }
 
-// setTC marks the reply truncated and drops every record after the
-// question.
+// truncate marks the reply truncated (TC) and drops every record after
+// the question.
 func (r *response) truncate(q *query) {
 	r.buf = r.buf[:q.qend]
 	r.buf[2] |= 0x02

@@ -31,7 +31,11 @@ func buildTable(dc *config.DNS, pools map[string]*upstream.Pool, stats *statsReg
 		return nil, err
 	}
 	if dc.RRL != nil {
-		t.rrl = newRRL(dc.RRL)
+		if stats != nil {
+			t.rrl = newRRL(dc.RRL, &stats.rrlDrop, &stats.rrlSlip)
+		} else {
+			t.rrl = newRRL(dc.RRL, nil, nil)
+		}
 	}
 	// Longer zones first, so a child zone's apex owns its node and the
 	// parent's records at the cut are shadowed.

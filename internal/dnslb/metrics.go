@@ -87,6 +87,8 @@ type statsRegistry struct {
 	lat      latency
 	removals sync.Map // pool name → *atomic.Uint64
 	tc       atomic.Uint64
+	rrlDrop  atomic.Uint64
+	rrlSlip  atomic.Uint64
 
 	queries, latDesc, remDesc, rrlDesc, tcDesc *prometheus.Desc
 }
@@ -176,7 +178,7 @@ func (r *statsRegistry) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(r.remDesc, prometheus.CounterValue, float64(v.(*atomic.Uint64).Load()), k.(string))
 		return true
 	})
-	ch <- prometheus.MustNewConstMetric(r.rrlDesc, prometheus.CounterValue, float64(rrlDropped.Load()), "drop")
-	ch <- prometheus.MustNewConstMetric(r.rrlDesc, prometheus.CounterValue, float64(rrlSlipped.Load()), "slip")
+	ch <- prometheus.MustNewConstMetric(r.rrlDesc, prometheus.CounterValue, float64(r.rrlDrop.Load()), "drop")
+	ch <- prometheus.MustNewConstMetric(r.rrlDesc, prometheus.CounterValue, float64(r.rrlSlip.Load()), "slip")
 	ch <- prometheus.MustNewConstMetric(r.tcDesc, prometheus.CounterValue, float64(r.tc.Load()))
 }

@@ -19,7 +19,10 @@ type rrl struct {
 	rate, burst int64 // tokens per second, bucket size
 	slip        uint32
 	v4, v6      int
-	shards      [rrlShards]rrlShard
+	// dropped and slipped count limited responses for metrics; they
+	// belong to the server, so they outlive this table.
+	dropped, slipped *atomic.Uint64
+	shards           [rrlShards]rrlShard
 }
 
 const (
@@ -51,15 +54,16 @@ const (
 	rrlSlip
 )
 
-// counters of limited responses, for metrics.
-var rrlDropped, rrlSlipped atomic.Uint64
-
-func newRRL(c *config.RRL) *rrl {
+func newRRL(c *config.RRL, dropped, slipped *atomic.Uint64) *rrl {
 	slip := 0
 	if c.Slip != nil {
 		slip = *c.Slip
 	}
-	return &rrl{rate: int64(c.ResponsesPerSecond), burst: int64(max(c.Burst, 1)), slip: uint32(slip), v4: c.IPv4Prefix, v6: c.IPv6Prefix}
+	if dropped == nil {
+		dropped, slipped = new(atomic.Uint64), new(atomic.Uint64)
+	}
+	return &rrl{rate: int64(c.ResponsesPerSecond), burst: int64(max(c.Burst, 1)), slip: uint32(slip),
+		v4: c.IPv4Prefix, v6: c.IPv6Prefix, dropped: dropped, slipped: slipped}
 }
 
 // check charges one response to addr's subnet at time now (nanoseconds).
@@ -94,9 +98,9 @@ func (l *rrl) check(addr netip.Addr, now int64) rrlVerdict {
 	}
 	b.slips++
 	if l.slip > 0 && b.slips%l.slip == 0 {
-		rrlSlipped.Add(1)
+		l.slipped.Add(1)
 		return rrlSlip
 	}
-	rrlDropped.Add(1)
+	l.dropped.Add(1)
 	return rrlDrop
 }

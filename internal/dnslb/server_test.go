@@ -124,7 +124,7 @@ func TestZoneFile(t *testing.T) {
 
 func TestRRL(t *testing.T) {
 	slip := 2
-	l := newRRL(&config.RRL{ResponsesPerSecond: 10, Burst: 5, Slip: &slip, IPv4Prefix: 24, IPv6Prefix: 56})
+	l := newRRL(&config.RRL{ResponsesPerSecond: 10, Burst: 5, Slip: &slip, IPv4Prefix: 24, IPv6Prefix: 56}, nil, nil)
 	a := netip.MustParseAddr("192.0.2.1")
 	sameNet := netip.MustParseAddr("192.0.2.200")
 	other := netip.MustParseAddr("198.51.100.1")
@@ -147,6 +147,9 @@ func TestRRL(t *testing.T) {
 	}
 	if drop != 5 || slipped != 5 {
 		t.Errorf("over the limit: %d dropped, %d slipped; want every second one slipped", drop, slipped)
+	}
+	if l.dropped.Load() != 5 || l.slipped.Load() != 5 {
+		t.Errorf("counters: %d dropped, %d slipped; want 5 and 5", l.dropped.Load(), l.slipped.Load())
 	}
 	if v := l.check(other, now); v != rrlPass {
 		t.Errorf("another subnet was limited: %v", v)
