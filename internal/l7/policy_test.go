@@ -582,3 +582,33 @@ func (bc *benchClient) roundTrip() error {
 	_, err := io.CopyN(io.Discard, bc.br, bc.head.contentLength)
 	return err
 }
+
+func TestRouteTimeouts(t *testing.T) {
+	var slowHits, fastHits atomic.Int64
+	slow := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slowHits.Add(1)
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "slow")
+	}))
+	fast := startBackend(t, echoBody("fast", &fastHits))
+	pools := map[string]*upstream.Pool{"slow": newPool(t, "slow", slow.addr), "both": newPool(t, "both", slow.addr, fast.addr)}
+	fb := config.RouteTimeouts{FirstByte: config.Duration(50 * time.Millisecond)}
+	routes := []config.Route{
+		{PathPrefix: "/slow", Pool: "slow", Timeouts: fb},
+		{PathPrefix: "/retry", Pool: "both", Timeouts: fb, Retry: config.RouteRetry{OnTimeout: true}},
+		{Pool: "slow", Timeouts: config.RouteTimeouts{FirstByte: config.Duration(2 * time.Second)}},
+	}
+	_, url := startProxy(t, Options{}, routes, pools)
+	c := &http.Client{Timeout: 5 * time.Second}
+	if status, _, _ := do(t, c, "GET", url+"/slow", "", nil); status != http.StatusGatewayTimeout {
+		t.Fatalf("first_byte exceeded: %d, want 504", status)
+	}
+	if status, body, _ := do(t, c, "GET", url+"/", "", nil); status != 200 || body != "slow" {
+		t.Fatalf("within first_byte: %d %q", status, body)
+	}
+	for range 4 {
+		if status, body, _ := do(t, c, "GET", url+"/retry", "", nil); status != 200 || body != "fast:" {
+			t.Fatalf("on_timeout retry: %d %q, want 200 from the fast backend", status, body)
+		}
+	}
+}
