@@ -369,6 +369,10 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		wait = min(wait, n.opts.MaxWait)
+		if !n.park(w) {
+			return
+		}
+		defer n.parked.Add(-1)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		v, found = n.store.Wait(ctx, q.Key, idx)
 		cancel()
@@ -393,6 +397,10 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errf(http.StatusForbidden, "namespace %q needs an access token", q.Namespace))
 		return
 	}
+	if !n.park(w) {
+		return
+	}
+	defer n.parked.Add(-1)
 	fl, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	v, found := n.store.Get(q.Key)
@@ -413,6 +421,18 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// park counts a blocking query or watch in, or answers 429 when too many
+// are parked already.
+func (n *Node) park(w http.ResponseWriter) bool {
+	if n.parked.Add(1) > int64(n.opts.MaxParked) {
+		n.parked.Add(-1)
+		w.Header().Set("Retry-After", "1")
+		writeErr(w, errf(http.StatusTooManyRequests, "registry: %d blocking queries and watches are parked already; retry", n.opts.MaxParked))
+		return false
+	}
+	return true
 }
 
 func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {

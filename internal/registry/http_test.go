@@ -249,3 +249,23 @@ func TestHTTPGrayPercentPerCaller(t *testing.T) {
 		t.Fatalf("a 50%% split put every caller on one side: %v", sides)
 	}
 }
+
+// TestParkedBound: blocking queries beyond MaxParked are refused with 429
+// instead of piling up.
+func TestParkedBound(t *testing.T) {
+	n := startNode(t, Options{MaxParked: 1})
+	do(t, "PUT", "http://"+n.ID()+"/v1/registry/instances", "", map[string]any{"service": "p", "ip": "127.0.0.1", "port": 80})
+	u := "http://" + n.ID() + "/v1/registry/services/public/DEFAULT_GROUP/p?wait=1s&index=" + strconv.FormatUint(n.Store().Index(), 10)
+	first := make(chan int, 1)
+	go func() { code, _, _ := do(t, "GET", u, "", nil); first <- code }()
+	waitFor(t, 5*time.Second, "the first query to park", func() bool { return n.parked.Load() == 1 })
+	if code, _, h := do(t, "GET", u, "", nil); code != 429 || h.Get("Retry-After") == "" {
+		t.Fatalf("second parked query: %d", code)
+	}
+	if code := <-first; code != 200 {
+		t.Fatalf("first parked query: %d", code)
+	}
+	if n.parked.Load() != 0 {
+		t.Fatalf("%d still counted as parked", n.parked.Load())
+	}
+}

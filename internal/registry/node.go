@@ -51,6 +51,10 @@ type Options struct {
 	NamespaceTokens map[string]string
 	// MaxWait caps the wait of a blocking query (default 5m).
 	MaxWait time.Duration
+	// MaxParked bounds the blocking queries and watches parked at once
+	// (default 65536); more are answered 429 with Retry-After, so a flood
+	// of subscribers cannot exhaust the node.
+	MaxParked int
 	// CacheMillis is the refresh period told to Nacos clients (default 1000).
 	CacheMillis int
 	// Checks configures server-side checks of persistent instances.
@@ -75,6 +79,7 @@ type Node struct {
 	handler http.Handler
 	fwd     *http.Client
 	answers answerCache
+	parked  atomic.Int64 // blocking queries and watches in progress
 
 	// leading is true once the leader loop has taken up this node's
 	// leadership (liveness epoch set, previous term applied).
@@ -109,6 +114,9 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 	}
 	if opts.MaxWait == 0 {
 		opts.MaxWait = 5 * time.Minute
+	}
+	if opts.MaxParked == 0 {
+		opts.MaxParked = 65536
 	}
 	if opts.CacheMillis == 0 {
 		opts.CacheMillis = 1000
