@@ -146,7 +146,7 @@ registry:
 	wd.call(t, "POST", "/url", map[string]any{"url": base})
 
 	// Every hop of the chain, and every backend with a share of traffic.
-	wd.waitPage(t, 15*time.Second, "every hop and every backend with live rates", func(p page) string {
+	wd.waitPage(t, 8*time.Second, "every hop and every backend with live rates", func(p page) string {
 		for role, hop := range map[string]string{"dns": "demo.test", "l4": "edge", "l7": "web", "app": "app", "registry": regAddr} {
 			if !p.hasHop(role, hop) {
 				return fmt.Sprintf("no %s hop %q", role, hop)

@@ -20,7 +20,7 @@
   const state = {
     status: null,
     chain: [],
-    chainAt: 0,
+    chainAt: -Infinity, // so that the first tick reads the chain
     prev: new Map(), // "pool/backend" → {t, requests}
     history: new Map(), // pool → [{t, total, rates: {backend: req/s}}]
     panels: new Map(), // pool → panel
@@ -251,7 +251,9 @@
           const li = el('li', { 'data-hop': h.name },
             el('div', { class: 'name', text: h.name + (h.protocol ? ` (${h.protocol})` : '') }),
             el('div', { class: 'sub mono', text: h.listen }));
-          if (h.names && h.names.length) li.append(el('div', { class: 'sub', text: h.names.join(' · ') }));
+          // A listener with one catch-all route says nothing the pool line does not.
+          const trivial = h.names && h.names.length === 1 && h.names[0] === `/ → ${h.pools[0]}`;
+          if (h.names && h.names.length && !trivial) li.append(el('div', { class: 'sub', text: h.names.join(' · ') }));
           for (const pn of h.pools) li.append(el('div', { class: 'sub' }, `→ ${pn} `, readyPill(pools.get(pn))));
           ul.append(li);
         }
