@@ -374,7 +374,9 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 		}
 		defer n.parked.Add(-1)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		release := context.AfterFunc(n.ctx, cancel)
 		v, found = n.store.Wait(ctx, q.Key, idx)
+		release()
 		cancel()
 	} else {
 		v, found = n.store.Get(q.Key)
@@ -403,6 +405,9 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 	defer n.parked.Add(-1)
 	fl, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "application/x-ndjson")
+	ctx, cancel := context.WithCancel(r.Context())
+	defer context.AfterFunc(n.ctx, cancel)()
+	defer cancel()
 	v, found := n.store.Get(q.Key)
 	for {
 		if _, err := w.Write(n.answers.answer(cacheKey(r, &v, q.Caller), &v, found, &q)); err != nil {
@@ -411,13 +416,8 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 		if fl != nil {
 			fl.Flush()
 		}
-		select {
-		case <-n.stop:
-			return
-		default:
-		}
-		v, found = n.store.Wait(r.Context(), q.Key, v.Index)
-		if r.Context().Err() != nil {
+		v, found = n.store.Wait(ctx, q.Key, v.Index)
+		if ctx.Err() != nil {
 			return
 		}
 	}

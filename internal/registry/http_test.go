@@ -3,6 +3,7 @@ package registry
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -267,5 +268,30 @@ func TestParkedBound(t *testing.T) {
 	}
 	if n.parked.Load() != 0 {
 		t.Fatalf("%d still counted as parked", n.parked.Load())
+	}
+}
+
+// TestCloseReleasesParkedQueries: shutting a node down does not wait out
+// the waits of parked blocking queries and watches.
+func TestCloseReleasesParkedQueries(t *testing.T) {
+	n := startNode(t, Options{})
+	do(t, "PUT", "http://"+n.ID()+"/v1/registry/instances", "", map[string]any{"service": "c", "ip": "127.0.0.1", "port": 80})
+	u := "http://" + n.ID() + "/v1/registry/services/public/DEFAULT_GROUP/c?wait=1m&index=" + strconv.FormatUint(n.Store().Index(), 10)
+	go http.Get(u)
+	go func() {
+		if resp, err := http.Get("http://" + n.ID() + "/v1/registry/watch/public/DEFAULT_GROUP/c"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, 5*time.Second, "both to park", func() bool { return n.parked.Load() == 2 })
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("close took %v with parked queries", d)
 	}
 }

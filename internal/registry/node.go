@@ -86,7 +86,11 @@ type Node struct {
 	leading atomic.Bool
 	auth    atomic.Pointer[authConfig]
 
-	stop    chan struct{}
+	stop chan struct{}
+	// ctx ends when the node stops, releasing parked blocking queries and
+	// watches so that shutdown does not wait out their waits.
+	ctx     context.Context
+	cancel  context.CancelFunc
 	done    sync.WaitGroup
 	closeMu sync.Once
 	checks  *checker
@@ -131,6 +135,7 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 		stop:  make(chan struct{}),
 		fwd:   &http.Client{Timeout: 10 * time.Second},
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.SetTokens(opts.AdminToken, opts.NamespaceTokens)
 	if err := n.openRaft(); err != nil {
 		return nil, err
@@ -419,6 +424,7 @@ func (n *Node) Close(ctx context.Context) error {
 	var err error
 	n.closeMu.Do(func() {
 		close(n.stop)
+		n.cancel()
 		err = n.srv.Shutdown(ctx)
 		if e := n.raft.Shutdown().Error(); e != nil && err == nil {
 			err = e
@@ -436,6 +442,7 @@ func (n *Node) Close(ctx context.Context) error {
 func (n *Node) Kill() {
 	n.closeMu.Do(func() {
 		close(n.stop)
+		n.cancel()
 		n.srv.Close()
 		n.raft.Shutdown().Error()
 		n.trans.Close()
