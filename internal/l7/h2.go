@@ -195,6 +195,15 @@ func (s *Server) forwardH2(u *h2Upstream, w http.ResponseWriter, r *http.Request
 			h["Set-Cookie"] = append(h["Set-Cookie"], x.setCookie...)
 		}
 	}
+	// Trailers the backend announced are announced to the client too;
+	// others (an HTTP/2 backend need not announce) go out through
+	// TrailerPrefix, which net/http sends as trailers on any protocol.
+	announced := len(resp.Trailer)
+	if announced > 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") {
+		// Trailers may follow; an HTTP/1.1 client gets them only in a
+		// chunked body, so the length is not passed on.
+		delete(h, "Content-Length")
+	}
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}
@@ -224,7 +233,11 @@ func (s *Server) forwardH2(u *h2Upstream, w http.ResponseWriter, r *http.Request
 		}
 	}
 	for k, vv := range resp.Trailer {
-		h[k] = vv
+		if announced > 0 && headerHasToken(h["Trailer"], k) {
+			h[k] = vv
+		} else {
+			h[http.TrailerPrefix+k] = vv
+		}
 	}
 	s.report(b, x.rt, resp.StatusCode)
 	return done, nil
