@@ -13,12 +13,16 @@ import (
 // once per change instead of once per caller.
 type answerCache struct {
 	mu sync.Mutex
-	m  map[string]cachedAnswer
+	m  map[string]*cachedAnswer
 }
 
+// cachedAnswer is one encoded answer. The first caller to ask after a
+// change encodes it; callers arriving meanwhile wait on done instead of
+// encoding it again (a thousand subscribers wake on the same change).
 type cachedAnswer struct {
 	index uint64
 	body  []byte
+	done  chan struct{}
 }
 
 // maxCached bounds the cache; when full it starts over, which costs one
@@ -51,20 +55,34 @@ func cacheKey(r *http.Request, v *View, caller string) string {
 // answer returns the encoded Select of q over v, from the cache when the
 // service has not changed since it was encoded.
 func (c *answerCache) answer(key string, v *View, found bool, q *Query) []byte {
-	c.mu.Lock()
-	a, ok := c.m[key]
-	c.mu.Unlock()
-	if ok && a.index == v.Index && v.Index != 0 {
-		return a.body
+	if v.Index == 0 {
+		// A missing service: nothing to share, and index 0 is not a version.
+		return encode(v, found, q)
 	}
+	c.mu.Lock()
+	if a, ok := c.m[key]; ok && a.index == v.Index {
+		c.mu.Unlock()
+		<-a.done
+		return a.body
+	} else if ok && a.index > v.Index {
+		// This caller read an older version than the cached one (it
+		// raced a change): answer what it read, leave the newer entry.
+		c.mu.Unlock()
+		return encode(v, found, q)
+	}
+	a := &cachedAnswer{index: v.Index, done: make(chan struct{})}
+	if c.m == nil || len(c.m) >= maxCached {
+		c.m = make(map[string]*cachedAnswer)
+	}
+	c.m[key] = a
+	c.mu.Unlock()
+	a.body = encode(v, found, q)
+	close(a.done)
+	return a.body
+}
+
+func encode(v *View, found bool, q *Query) []byte {
 	res := Select(*v, found, q)
 	body, _ := json.Marshal(&res)
-	body = append(body, '\n')
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= maxCached {
-		c.m = make(map[string]cachedAnswer)
-	}
-	c.m[key] = cachedAnswer{v.Index, body}
-	c.mu.Unlock()
-	return body
+	return append(body, '\n')
 }
