@@ -157,7 +157,9 @@ func (s *Server) configureHTTP(srv *http.Server, l *listener) {
 		// net/http serves prior knowledge itself but not the Upgrade
 		// dance of RFC 7540 §3.2, which h2c still does; the body of such
 		// a first request is bounded by MaxBytesHandler.
-		o.h2c = http.MaxBytesHandler(h2c.NewHandler(o, &http2.Server{}), 1<<20) //nolint:staticcheck // the Upgrade path only
+		inner := o
+		inner.upgraded = true
+		o.h2c = http.MaxBytesHandler(h2c.NewHandler(inner, &http2.Server{}), 1<<20) //nolint:staticcheck // the Upgrade path only
 	}
 	srv.Handler = o
 	srv.BaseContext = func(net.Listener) context.Context {

@@ -29,6 +29,9 @@ type observer struct {
 	ln   *listener
 	next http.Handler
 	h2c  http.Handler // h2c Upgrade handling; nil unless the listener has h2c
+	// upgraded marks the observer that serves requests after an h2c
+	// Upgrade.
+	upgraded bool
 }
 
 // recorder is the ResponseWriter the proxy writes to. Pooled: a request
@@ -51,6 +54,17 @@ func (o observer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if o.h2c != nil && r.ProtoMajor == 1 && isH2CUpgrade(r) {
 		o.h2c.ServeHTTP(w, r)
 		return
+	}
+	if o.upgraded && isH2CUpgrade(r) {
+		// The first request of an h2c Upgrade is served over HTTP/2
+		// with its HTTP/1.1 connection headers; they are not the
+		// client's wish to upgrade again.
+		delete(r.Header, "Upgrade")
+		delete(r.Header, "Connection")
+		delete(r.Header, "Http2-Settings")
+		if r.ContentLength == 0 {
+			r.Body = http.NoBody
+		}
 	}
 	st := o.ln.state.Load()
 	rec := recorderPool.Get().(*recorder)
