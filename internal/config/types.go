@@ -70,6 +70,10 @@ type Pool struct {
 	SlowStart Duration `yaml:"slow_start"`
 	// Backends are the static members of the pool.
 	Backends []Backend `yaml:"backends"`
+	// Registry makes the pool follow a registry service instead of
+	// static backends (pool_registry.go); set backends or registry, not
+	// both.
+	Registry *PoolRegistry `yaml:"registry"`
 	// Health is the active health check; none when absent.
 	Health *HealthCheck `yaml:"health"`
 	// Passive is passive ejection on failures reported by data planes;
