@@ -22,7 +22,7 @@ func cmdRegistry(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("registry", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", config.DefaultRegistryListen, "HTTP API `address`; also the node's ID")
-	raftAddr := fs.String("raft", "", "Raft `address` (default: the listen host, port 7848)")
+	raftAddr := fs.String("raft", "", "Raft `address` (default: the listen host with port 7848, or the HTTP port + 1000 when that is not 8848)")
 	data := fs.String("data", config.DefaultRegistryData, "data `directory` (Raft log and snapshots), or memory")
 	advertise := fs.String("advertise", "", "HTTP `address` other nodes reach this one at (needed when --listen is a wildcard)")
 	var join multiFlag
