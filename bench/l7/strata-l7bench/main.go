@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-lb/strata/internal/balance"
 	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/internal/l7"
@@ -94,7 +96,8 @@ func run(listen, backends, lb, pprof string) error {
 	if pprof != "" {
 		go func() { log.Warn("pprof", "err", http.ListenAndServe(pprof, nil)) }()
 	}
-	srv := l7.NewServer(l7.Options{Logger: log})
+	// Metrics on, as under the supervisor: their cost is part of the figure.
+	srv := l7.NewServer(l7.Options{Logger: log, Registry: prometheus.NewRegistry()})
 	cfg := &config.L7{Listeners: []config.Listener{{Name: "bench", Listen: listen, Routes: []config.Route{{Pool: "bench"}}}}}
 	if err := srv.Apply(cfg, map[string]*upstream.Pool{"bench": pool}); err != nil {
 		return err
