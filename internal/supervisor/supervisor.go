@@ -30,6 +30,7 @@ import (
 	"github.com/strata-lb/strata/internal/admin"
 	"github.com/strata-lb/strata/internal/balance"
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/discovery"
 	"github.com/strata-lb/strata/internal/health"
 	"github.com/strata-lb/strata/internal/upstream"
 )
@@ -96,6 +97,10 @@ type poolRuntime struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	passive *health.Passive
+	// provider follows the pool's registry service (nil for static
+	// pools). A reused pool keeps it while its registry section is
+	// unchanged.
+	provider *discovery.Provider
 }
 
 // New returns a supervisor; Start builds and starts the first generation.
@@ -205,6 +210,9 @@ func (s *Supervisor) apply(cfg *config.Config) error {
 	var fresh []*poolRuntime // built for this generation, torn down on failure
 	fail := func(err error) error {
 		for _, pr := range fresh {
+			if pr.provider != nil {
+				pr.provider.Stop()
+			}
 			pr.pool.Close()
 		}
 		return err
@@ -219,6 +227,9 @@ func (s *Supervisor) apply(cfg *config.Config) error {
 		}
 		next.pools[pc.Name] = pr
 		next.ordered = append(next.ordered, pr.pool)
+	}
+	if err := s.startProviders(cfg, fresh); err != nil {
+		return fail(err)
 	}
 	next.reporter = passiveReporter(make(map[string]*health.Passive, len(next.pools)))
 	for name, pr := range next.pools {
@@ -237,8 +248,12 @@ func (s *Supervisor) apply(cfg *config.Config) error {
 		if old != nil {
 			for name, pr := range next.pools {
 				if old.pools[name] == pr {
-					if specs, err := specsOf(old.cfgPool(name)); err == nil {
-						_ = pr.pool.Update(specs)
+					// A pool that follows the registry was not touched:
+					// its provider changes only once the reload commits.
+					if oc := old.cfgPool(name); oc.Registry == nil && pr.cfg.Registry == nil {
+						if specs, err := specsOf(oc); err == nil {
+							_ = pr.pool.Update(specs)
+						}
 					}
 					pr.cfg = old.cfgPool(name)
 				}
@@ -249,6 +264,11 @@ func (s *Supervisor) apply(cfg *config.Config) error {
 	s.gen.Store(next)
 	for _, pr := range fresh {
 		s.startMonitor(pr)
+	}
+	for name, pr := range next.pools {
+		if old != nil && old.pools[name] == pr {
+			s.syncProvider(pr)
+		}
 	}
 	if old != nil {
 		for name, pr := range old.pools {
@@ -341,8 +361,13 @@ func (s *Supervisor) buildPool(old *generation, pc config.Pool) (*poolRuntime, b
 	}
 	if old != nil {
 		if pr := old.pools[pc.Name]; pr != nil && samePoolShape(pr.cfg, pc) {
-			if err := pr.pool.Update(specs); err != nil {
-				return nil, false, err
+			// A pool that follows the registry, or starts or stops
+			// following it, gets its backends from syncProvider once the
+			// reload commits.
+			if pc.Registry == nil && pr.cfg.Registry == nil {
+				if err := pr.pool.Update(specs); err != nil {
+					return nil, false, err
+				}
 			}
 			pr.cfg = pc
 			return pr, true, nil
@@ -409,6 +434,9 @@ func (s *Supervisor) startMonitor(pr *poolRuntime) {
 }
 
 func (s *Supervisor) stopPool(pr *poolRuntime) {
+	if pr.provider != nil {
+		pr.provider.Stop()
+	}
 	if pr.stop != nil {
 		pr.stop()
 		<-pr.done
