@@ -51,7 +51,7 @@ func Start(pool *upstream.Pool, cfg config.PoolRegistry, opts Options) (*Provide
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	log := opts.Logger.With("pool", pool.Name(), "service", cfg.Namespace+"/"+cfg.Group+"/"+cfg.Service)
+	log := opts.Logger.With("pool", pool.Name(), "follows", cfg.Namespace+"/"+cfg.Group+"/"+cfg.Service)
 	c, err := client.New(client.Config{
 		Servers:   cfg.Servers,
 		Namespace: cfg.Namespace,

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/strata-lb/strata/pkg/client"
+)
+
+// cmdDemoApp is one of the demo's application instances (`strata demo app`,
+// started by `strata demo` as a child process): a real HTTP server on
+// loopback that says who it is, registered in the registry with the Go SDK
+// and kept alive by its heartbeats. SIGTERM deregisters it before it stops
+// serving, as a well-behaved instance does; kill -9 leaves the registry to
+// notice the silence.
+func cmdDemoApp(args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo app", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "app-1", "the instance's `name`, in its answers")
+	zone := fs.String("zone", "zone-a", "the instance's zone (its registry cluster)")
+	listen := fs.String("listen", "127.0.0.1:9001", "HTTP listen `address`")
+	reg := fs.String("registry", "127.0.0.1:8848", "registry `address`")
+	service := fs.String("service", "web", "the registry service to join")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("instance", *name)
+	host, portText, err := net.SplitHostPort(*listen)
+	port, perr := strconv.Atoi(portText)
+	if err != nil || perr != nil {
+		fmt.Fprintf(stderr, "demo app: -listen %q is not host:port\n", *listen)
+		return 2
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Error("listening", "err", err)
+		return 1
+	}
+	body := fmt.Sprintf("hello from %s (%s, pid %d)\n", *name, *zone, os.Getpid())
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Instance", *name)
+		io.WriteString(w, body)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("serving", "err", err)
+		}
+	}()
+
+	c, err := client.New(client.Config{Servers: []string{*reg}, Logger: log})
+	if err != nil {
+		log.Error("registry client", "err", err)
+		return 1
+	}
+	in := client.Instance{IP: host, Port: port, Cluster: *zone, Metadata: map[string]string{"instance": *name}}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	// The registry may still be electing itself when the demo starts its
+	// instances; try again until it answers.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err = c.Register(ctx, *service, in)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			log.Error("registering", "err", err)
+			return 1
+		}
+		select {
+		case <-sigs:
+			return 0
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	log.Info("registered", "service", *service, "addr", *listen, "zone", *zone)
+
+	<-sigs
+	// Leave the registry first, give the l7 nodes a moment to hear of it,
+	// then finish what is in flight.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		log.Warn("deregistering", "err", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	log.Info("deregistered and stopped")
+	return 0
+}
