@@ -35,6 +35,28 @@ type DNS struct {
 	Zones []Zone `yaml:"zones"`
 	// TSIGKeys are the keys zone transfers may require.
 	TSIGKeys []TSIGKey `yaml:"tsig_keys"`
+	// Registry answers <service>.<group>.<namespace>.svc.<domain> from
+	// the service registry; off when absent.
+	Registry *DNSRegistry `yaml:"registry"`
+}
+
+// DNSRegistry is the DNS interface of the service registry.
+type DNSRegistry struct {
+	// Domain is the name the registry is served under (required).
+	Domain string `yaml:"domain"`
+	// TTL of the answers (default 5s).
+	TTL Duration `yaml:"ttl"`
+	// Count is how many addresses one A or AAAA answer holds, chosen by
+	// weight; 0 answers every address, rotated.
+	Count int `yaml:"count"`
+	// Namespaces are the namespaces answered (default: public). DNS
+	// carries no token, so each one is an explicit choice.
+	Namespaces []string `yaml:"namespaces"`
+	// Servers are the HTTP addresses of a registry in other processes;
+	// empty reads the registry role of this process.
+	Servers []string `yaml:"servers"`
+	// Token is the access token sent to Servers for the namespaces.
+	Token string `yaml:"token"`
 }
 
 // TSIGKey is a shared secret for signed zone transfers (RFC 8945).
@@ -151,6 +173,8 @@ const (
 	DefaultRRLIPv4Prefix     = 24
 	DefaultRRLIPv6Prefix     = 56
 	DefaultTSIGAlgorithm     = "hmac-sha256"
+	DefaultDNSRegistryTTL    = Duration(5 * time.Second)
+	DefaultDNSRegistryNS     = "public"
 )
 
 // TSIGAlgorithms are the TSIG algorithms accepted, by config name.
@@ -193,6 +217,14 @@ func dnsDefaults(c *Config, absent func(isZero bool, path string) bool) {
 		}
 		if absent(r.IPv6Prefix == 0, "dns.rrl.ipv6_prefix") {
 			r.IPv6Prefix = DefaultRRLIPv6Prefix
+		}
+	}
+	if r := d.Registry; r != nil {
+		if absent(r.TTL == 0, "dns.registry.ttl") {
+			r.TTL = DefaultDNSRegistryTTL
+		}
+		if len(r.Namespaces) == 0 {
+			r.Namespaces = []string{DefaultDNSRegistryNS}
 		}
 	}
 	for i := range d.TSIGKeys {
@@ -239,9 +271,10 @@ func dnsValidate(v *validator, pools map[string]bool) {
 	if d == nil {
 		return
 	}
-	if len(d.Zones) == 0 {
-		v.errorf("dns.zones", "dns needs at least one zone")
+	if len(d.Zones) == 0 && d.Registry == nil {
+		v.errorf("dns.zones", "dns needs at least one zone (or a registry section)")
 	}
+	v.dnsRegistry(d)
 	seenListen := map[string]bool{}
 	for i, l := range d.Listen {
 		lp := fmt.Sprintf("dns.listen[%d]", i)
@@ -393,6 +426,53 @@ func dnsValidate(v *validator, pools map[string]bool) {
 					v.errorf(fmt.Sprintf("%s.fallback[%d]", bp, k), "%q is not an IP address", a)
 				}
 			}
+		}
+	}
+}
+
+// dnsRegistry checks dns.registry: a domain, and a registry to read (the
+// role of this process or servers).
+func (v *validator) dnsRegistry(d *DNS) {
+	r := d.Registry
+	if r == nil {
+		return
+	}
+	const p = "dns.registry"
+	dom := strings.ToLower(dns.Fqdn(r.Domain))
+	if _, ok := dns.IsDomainName(r.Domain); !ok || r.Domain == "" || dom == "." || len(dom) > 200 {
+		v.errorf(p+".domain", "%q is not a domain name such as svc.example.test (at most 200 bytes)", r.Domain)
+	}
+	for i := range d.Zones {
+		if z := strings.ToLower(dns.Fqdn(d.Zones[i].Name)); dns.IsSubDomain("svc."+dom, z) {
+			v.errorf(fmt.Sprintf("dns.zones[%d].name", i), "zone %s lies under svc.%s, which dns.registry answers", z, dom)
+		}
+	}
+	if r.TTL < 0 || r.TTL > Duration(time.Hour) {
+		v.errorf(p+".ttl", "must be from 0s to 1h, got %s", r.TTL)
+	}
+	if r.Count < 0 {
+		v.errorf(p+".count", "must not be negative, got %d", r.Count)
+	}
+	seen := map[string]bool{}
+	for i, ns := range r.Namespaces {
+		np := fmt.Sprintf("%s.namespaces[%d]", p, i)
+		switch {
+		case ns == "" || len(ns) > 63 || strings.ContainsAny(ns, "/\x00"):
+			v.errorf(np, "%q is not a namespace (1 to 63 bytes, no '/')", ns)
+		case seen[strings.ToLower(ns)]:
+			v.errorf(np, "namespace %q is listed twice (names are matched case-insensitively)", ns)
+		}
+		seen[strings.ToLower(ns)] = true
+	}
+	for i, s := range r.Servers {
+		v.addr(fmt.Sprintf("%s.servers[%d]", p, i), s, true)
+	}
+	if len(r.Servers) == 0 {
+		if v.c.Registry == nil {
+			v.errorf(p+".servers", "no registry to answer from: add a registry section to run one in this process, or list the servers of one")
+		}
+		if r.Token != "" {
+			v.errorf(p+".token", "a token is sent to servers; the registry of this process needs none")
 		}
 	}
 }

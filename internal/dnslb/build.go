@@ -43,7 +43,15 @@ func buildTable(dc *config.DNS, pools map[string]*upstream.Pool, stats *statsReg
 	for i := range dc.Zones {
 		zcs[i] = &dc.Zones[i]
 	}
+	var svcDomain string
+	if rc := dc.Registry; rc != nil {
+		svcDomain = strings.ToLower(dns.Fqdn(rc.Domain))
+		if zc := registryZone(rc, zcs, dc.Listen); zc != nil {
+			zcs = append(zcs, zc)
+		}
+	}
 	sort.SliceStable(zcs, func(i, j int) bool { return len(zcs[i].Name) > len(zcs[j].Name) })
+	var svcZone *zone
 	var all []*zoneData
 	for _, zc := range zcs {
 		z := &zone{name: strings.ToLower(dns.Fqdn(zc.Name))}
@@ -64,6 +72,12 @@ func buildTable(dc *config.DNS, pools map[string]*upstream.Pool, stats *statsReg
 				return nil, fmt.Errorf("zone %s: %w", z.name, err)
 			}
 		}
+		if svcDomain != "" && svcZone == nil && dns.IsSubDomain(z.name, svcDomain) {
+			// The longest zone holding the domain answers for it; the
+			// registry's names hang below svc.<domain>, which exists.
+			svcZone = z
+			zd.owners["svc."+svcDomain] = true
+		}
 		z.records = zd.transferRecords()
 		if err := addBalanced(zd, zc, pools, views); err != nil {
 			return nil, err
@@ -83,6 +97,9 @@ func buildTable(dc *config.DNS, pools map[string]*upstream.Pool, stats *statsReg
 				}
 			}
 		}
+	}
+	if svcZone != nil {
+		t.svc = newSvcView(dc.Registry, svcZone)
 	}
 	// Wildcards: each "*.x" node is linked from x.
 	for key, n := range t.nodes {

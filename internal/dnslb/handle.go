@@ -112,6 +112,14 @@ func (s *Server) answer(t *table, w *worker, req []byte, client netip.Addr) (int
 		r.start(req, q, rcodeRefused, false)
 		return rcodeRefused, nil, -1
 	}
+	if t.svc != nil {
+		// Names under svc.<domain> come from the registry's own table,
+		// rebuilt when the registry changes; names that are not there
+		// fall through to the zone, which answers NXDOMAIN.
+		if e := t.svc.lookup(q.name()); e != nil {
+			return t.svc.answer(t, w, req, e)
+		}
+	}
 	n := t.nodes[string(q.name())]
 	if n == nil {
 		// Find the closest encloser: the longest existing ancestor.

@@ -24,6 +24,11 @@ type Options struct {
 	// Seed seeds the workers' random choices (rotation, weighted picks);
 	// tests fix it, 0 takes a random seed.
 	Seed uint64
+	// Services returns the registry of this process that dns.registry
+	// answers from when it lists no servers, or nil while there is none.
+	// It is called again and again, so the registry may start after the
+	// DNS role, stop, or be replaced.
+	Services func() ServiceSource
 }
 
 // Server is the DNS data plane. Apply gives it a config; it serves until
@@ -35,6 +40,8 @@ type Server struct {
 	stats *statsRegistry
 
 	mu         sync.Mutex // serialises Apply and Shutdown
+	svc        *svcView   // the running registry view, if any
+	remote     *remoteSource
 	listeners  map[string]*listener
 	limits     atomic.Pointer[tcpLimits]
 	subscribed map[*upstream.Pool]bool
@@ -73,6 +80,7 @@ func (s *Server) Apply(dc *config.DNS, pools map[string]*upstream.Pool) error {
 	defer s.mu.Unlock()
 	if dc == nil {
 		s.tab.Store(nil)
+		s.swapSvc(nil, nil)
 		for k, l := range s.listeners {
 			l.close()
 			delete(s.listeners, k)
@@ -80,6 +88,10 @@ func (s *Server) Apply(dc *config.DNS, pools map[string]*upstream.Pool) error {
 		return nil
 	}
 	t, err := buildTable(dc, pools, s.stats)
+	if err != nil {
+		return err
+	}
+	get, remote, err := s.serviceSource(dc.Registry)
 	if err != nil {
 		return err
 	}
@@ -101,13 +113,26 @@ func (s *Server) Apply(dc *config.DNS, pools map[string]*upstream.Pool) error {
 			for _, o := range opened {
 				o.close()
 			}
+			if remote != nil && remote != s.remote {
+				remote.close()
+			}
 			return fmt.Errorf("dns: listening on %s: %w", addr, err)
 		}
 		opened = append(opened, l)
 		next[addr] = l
 	}
 	s.limits.Store(&tcpLimits{maxConns: dc.TCPMaxConns, idle: dc.TCPIdleTimeout.D()})
+	if t.svc != nil {
+		// Serve the registry's names from the first query on: build them
+		// now when the registry is already there.
+		t.svc.log = s.log
+		if src := get(); src != nil {
+			t.svc.rebuild(src)
+		}
+	}
 	s.tab.Store(t)
+	s.swapSvc(t.svc, get)
+	s.swapRemote(remote)
 	kept := map[*listener]bool{}
 	for _, l := range next {
 		kept[l] = true
@@ -185,6 +210,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	ls := s.listeners
 	s.listeners = map[string]*listener{}
+	s.swapSvc(nil, nil)
+	s.swapRemote(nil)
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {

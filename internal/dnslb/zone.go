@@ -26,6 +26,9 @@ type table struct {
 	pools map[string]*upstream.Pool
 	// zoneByName finds a zone by its lower-case fqdn (for transfers).
 	zoneByName map[string]*zone
+	// svc answers the names under svc.<domain> from the service
+	// registry (dns.registry); nil when off.
+	svc *svcView
 }
 
 // zone is one served zone.

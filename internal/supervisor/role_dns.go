@@ -3,11 +3,28 @@ package supervisor
 import (
 	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/internal/dnslb"
+	"github.com/strata-lb/strata/internal/registry"
 )
 
 func init() {
 	registerRole("dns", func(c *config.Config) bool { return c.DNS != nil }, func(env Env) (Role, error) {
-		s, err := dnslb.NewServer(dnslb.Options{Logger: env.Logger.With("role", "dns"), Registry: env.Registry})
+		// dns.registry reads the registry role of this process. Roles are
+		// applied in the order their files register them (dns before
+		// registry), so the DNS role asks for the registry lazily, every
+		// time it looks, rather than once when it is created: it finds the
+		// registry as soon as that role has started, and loses it when a
+		// reload removes it.
+		var services func() dnslb.ServiceSource
+		if ref, ok := env.Passive.(reporterRef); ok && ref.s != nil {
+			sup := ref.s
+			services = func() dnslb.ServiceSource {
+				if n, ok := sup.ServiceRegistry().(*registry.Node); ok && n != nil {
+					return nodeSource{n}
+				}
+				return nil
+			}
+		}
+		s, err := dnslb.NewServer(dnslb.Options{Logger: env.Logger.With("role", "dns"), Registry: env.Registry, Services: services})
 		if err != nil {
 			return nil, err
 		}
@@ -29,4 +46,14 @@ func (s *Supervisor) DNS() *dnslb.Server {
 		return r.Server
 	}
 	return nil
+}
+
+// nodeSource is the registry node of this process as the DNS role reads
+// it: its Resolver and the services of a namespace. It is a comparable
+// value, equal for the same node, so the DNS role notices a new node.
+type nodeSource struct{ *registry.Node }
+
+// Services lists the services of a namespace.
+func (n nodeSource) Services(namespace string) []registry.Key {
+	return n.Node.Store().Services(namespace, "")
 }
