@@ -576,6 +576,17 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	if s.watcher != nil {
 		s.watcher.Close()
 	}
+	// Registry-fed pools stop following first: the registry may be a role
+	// of this very process, about to stop, and the pools keep their
+	// backends for the work in flight anyway.
+	if g := s.gen.Load(); g != nil {
+		for _, pr := range g.pools {
+			if pr.provider != nil {
+				pr.provider.Stop()
+				pr.provider = nil
+			}
+		}
+	}
 	// Roles stop together, so that their in-flight work shares one
 	// deadline rather than each role waiting for the one before it.
 	var (
