@@ -20,7 +20,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // startRegistry starts a real single-node registry on loopback with short
 // heartbeat timings, so expiry shows within a test's patience.
-func startRegistry(t *testing.T) *registry.Node {
+func startRegistry(t testing.TB) *registry.Node {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,7 +48,7 @@ func startRegistry(t *testing.T) *registry.Node {
 
 // register registers one ephemeral instance with a single PUT and no
 // heartbeats, as an instance that dies right after would.
-func register(t *testing.T, reg, service, ip string, port int, cluster string, md map[string]string) {
+func register(t testing.TB, reg, service, ip string, port int, cluster string, md map[string]string) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"service": service, "ip": ip, "port": port, "cluster": cluster, "metadata": md})
 	req, _ := http.NewRequest(http.MethodPut, "http://"+reg+"/v1/registry/instances", bytes.NewReader(body))
@@ -63,7 +63,7 @@ func register(t *testing.T, reg, service, ip string, port int, cluster string, m
 	}
 }
 
-func newPool(t *testing.T, name string) *upstream.Pool {
+func newPool(t testing.TB, name string) *upstream.Pool {
 	t.Helper()
 	b, err := balance.Builder("wrr", balance.Options{})
 	if err != nil {
@@ -84,7 +84,7 @@ func names(p *upstream.Pool) []string {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
