@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // connLimiter bounds a listener's open client connections. At the bound,
@@ -11,6 +12,9 @@ import (
 // accept queue (as HAProxy's maxconn does) rather than accepting and
 // dropping them. The bound is read from the listener's current table, so
 // a reload changes it for connections accepted afterwards.
+//
+// It also keeps the set of open connections, so that closing the listener
+// can close those that never carried a byte (see closeUnused).
 type connLimiter struct {
 	net.Listener
 	max    func() int
@@ -18,10 +22,11 @@ type connLimiter struct {
 	cond   *sync.Cond
 	open   int
 	closed bool
+	conns  map[*limitedConn]struct{}
 }
 
 func limitConns(ln net.Listener, max func() int) *connLimiter {
-	l := &connLimiter{Listener: ln, max: max}
+	l := &connLimiter{Listener: ln, max: max, conns: map[*limitedConn]struct{}{}}
 	l.cond = sync.NewCond(&l.mu)
 	return l
 }
@@ -40,44 +45,125 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	l.mu.Unlock()
 	c, err := l.Listener.Accept()
 	if err != nil {
-		l.release()
+		l.release(nil)
 		return nil, err
 	}
-	return &limitedConn{Conn: c, l: l}, nil
+	lc := &limitedConn{Conn: c, l: l}
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		// Accepted as the listener closed: closeUnused may have swept
+		// already, so this connection is checked here.
+		lc.closeIfUnused()
+	}
+	return lc, nil
 }
 
-func (l *connLimiter) release() {
+func (l *connLimiter) release(c *limitedConn) {
 	l.mu.Lock()
 	l.open--
+	if c != nil {
+		delete(l.conns, c)
+	}
 	l.mu.Unlock()
 	l.cond.Signal()
 }
 
-// Close stops the listener and wakes an Accept waiting for a slot.
+// Close stops the listener, wakes an Accept waiting for a slot and closes
+// the connections that never carried a request.
 func (l *connLimiter) Close() error {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
 	l.cond.Broadcast()
-	return l.Listener.Close()
+	err := l.Listener.Close()
+	l.closeUnused()
+	return err
+}
+
+// closeUnused closes the open connections on which no byte has arrived.
+//
+// http.Server.Shutdown closes idle keep-alive connections at once, but one
+// that never sent a request (StateNew) counts as busy until it is 5 s old
+// (golang/go#22682), so every drain and every Shutdown waited up to 5 s
+// for it. Clients open such connections routinely: Go's Transport, racing
+// a dial against a connection being freed, parks the dialed one unused.
+// A connection with nothing read and nothing waiting in the socket holds no
+// request, so closing it is what closing an idle keep-alive connection is.
+// Connections that read something (a TLS handshake, a PROXY header, part
+// of a request head) are left to net/http.
+func (l *connLimiter) closeUnused() {
+	l.mu.Lock()
+	conns := make([]*limitedConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.closeIfUnused()
+	}
 }
 
 // wake re-checks waiting Accepts after the bound changed.
 func (l *connLimiter) wake() { l.cond.Broadcast() }
 
-// limitedConn gives its slot back once, on the first Close.
+// limitedConn gives its slot back once, on the first Close, and notes
+// whether anything was ever read from it.
 type limitedConn struct {
 	net.Conn
 	l    *connLimiter
 	done atomic.Bool
+	used atomic.Bool
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.used.Load() {
+		c.used.Store(true)
+	}
+	return n, err
 }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	if c.done.CompareAndSwap(false, true) {
-		c.l.release()
+		c.l.release(c)
 	}
 	return err
+}
+
+// closeIfUnused closes c if nothing was read from it and nothing is
+// waiting to be read. A byte that arrives between the check and the close
+// is lost as it would be on any idle connection being closed.
+func (c *limitedConn) closeIfUnused() {
+	if c.used.Load() || c.done.Load() || pending(c.Conn) {
+		return
+	}
+	c.Close()
+}
+
+// pending reports whether bytes (or an EOF) wait in nc's receive buffer,
+// without consuming them. It says true when it cannot tell.
+func pending(nc net.Conn) bool {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	waiting := true
+	var buf [1]byte
+	// Control, not Read: net/http's goroutine is blocked reading this
+	// connection and holds its read lock; the peek does not block.
+	err = raw.Control(func(fd uintptr) {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		waiting = !(n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK))
+	})
+	return waiting || err != nil
 }
 
 // CloseWrite passes a half-close on, which tunnels rely on.
