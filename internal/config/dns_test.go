@@ -83,6 +83,13 @@ func TestDNSValidateErrors(t *testing.T) {
 		{desc: "short TSIG secret", in: zone("  tsig_keys:\n    - name: k\n      secret: c2hvcnQ=\n"), want: "strata.yaml:10: dns.tsig_keys[0].secret: must be at least 16 bytes in base64"},
 		{desc: "unknown TSIG algorithm", in: zone("  tsig_keys:\n    - name: k\n      algorithm: md5\n      secret: c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==\n"), want: `dns.tsig_keys[0].algorithm: unknown algorithm "md5"`},
 		{desc: "max_udp_size too small", in: zone("  max_udp_size: 100\n"), want: "strata.yaml:8: dns.max_udp_size: must be from 512 to 65535, got 100"},
+		{desc: "registry without a domain", in: pool + "dns:\n  registry:\n    servers: [\"127.0.0.1:8848\"]\n", want: `strata.yaml:6: dns.registry.domain: "" is not a domain name`},
+		{desc: "registry with no registry to read", in: pool + "dns:\n  registry:\n    domain: strata.test\n", want: "strata.yaml:6: dns.registry.servers: no registry to answer from"},
+		{desc: "registry server without a port", in: pool + "dns:\n  registry:\n    domain: strata.test\n    servers: [127.0.0.1]\n", want: `strata.yaml:8: dns.registry.servers[0]: "127.0.0.1" is not host:port`},
+		{desc: "registry namespace twice", in: pool + "dns:\n  registry:\n    domain: strata.test\n    servers: [\"127.0.0.1:8848\"]\n    namespaces: [dev, Dev]\n", want: `dns.registry.namespaces[1]: namespace "Dev" is listed twice`},
+		{desc: "registry negative count", in: pool + "dns:\n  registry:\n    domain: strata.test\n    servers: [\"127.0.0.1:8848\"]\n    count: -1\n", want: "strata.yaml:9: dns.registry.count: must not be negative, got -1"},
+		{desc: "a zone under the registry's names", in: pool + "dns:\n  registry:\n    domain: strata.test\n    servers: [\"127.0.0.1:8848\"]\n  zones:\n    - name: x.svc.strata.test\n", want: "dns.zones[0].name: zone x.svc.strata.test. lies under svc.strata.test."},
+		{desc: "registry token without servers", in: pool + "registry:\n  data: memory\ndns:\n  registry:\n    domain: strata.test\n    token: t\n", want: "strata.yaml:10: dns.registry.token: a token is sent to servers"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -147,5 +154,16 @@ func TestDNSDocExamples(t *testing.T) {
 	}
 	if n < 3 {
 		t.Errorf("found %d yaml examples in docs/dns.md, want at least 3", n)
+	}
+}
+
+func TestDNSRegistryDefaults(t *testing.T) {
+	c, err := Parse("strata.yaml", []byte("registry:\n  data: memory\ndns:\n  registry:\n    domain: strata.test\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.DNS.Registry
+	if r.TTL != DefaultDNSRegistryTTL || len(r.Namespaces) != 1 || r.Namespaces[0] != "public" || r.Count != 0 || len(c.DNS.Zones) != 0 {
+		t.Errorf("defaults: %+v", r)
 	}
 }
