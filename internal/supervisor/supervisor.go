@@ -389,12 +389,12 @@ func (s *Supervisor) buildPool(old *generation, pc config.Pool) (*poolRuntime, b
 			return nil, false, err
 		}
 		mo := health.MonitorOptionsFrom(pc.Health)
-		mo.Logger = s.log.With("pool", pc.Name)
+		mo.Logger = s.log // the monitor names the pool itself
 		pr.monitor = health.NewMonitor(pool, chk, mo)
 	}
 	if pc.Passive != nil && pc.Passive.MaxFails != nil && *pc.Passive.MaxFails > 0 {
 		po := health.PassiveOptionsFrom(pc.Passive)
-		po.Logger = s.log.With("pool", pc.Name)
+		po.Logger = s.log // passive ejection names the pool itself
 		pr.passive = health.NewPassive(pool, po)
 	}
 	return pr, false, nil
