@@ -473,12 +473,13 @@ func svcWireName(k registry.Key, tail []byte) ([]byte, bool) {
 	return out, true
 }
 
-// parseSvcName is svcWireName's inverse: it splits a lower-case wire name
-// under tail into namespace, group and service (its labels before the
-// group joined by dots). It fails for names that svcWireName cannot
-// produce: outside tail, fewer than three labels, or a service label
-// holding a dot.
+// parseSvcName is svcWireName's inverse: it splits a wire name under
+// tail (lower case) into namespace, group and service (its labels before
+// the group joined by dots), folding ASCII case as queries are. It fails
+// for names that svcWireName cannot produce: outside tail, fewer than
+// three labels, or a service label holding a dot.
 func parseSvcName(name, tail []byte) (registry.Key, bool) {
+	name = asciiLower(name)
 	if len(name) < len(tail) || string(name[len(name)-len(tail):]) != string(tail) {
 		return registry.Key{}, false
 	}
@@ -501,6 +502,18 @@ func parseSvcName(name, tail []byte) (registry.Key, bool) {
 		}
 	}
 	return registry.Key{Namespace: labels[len(labels)-1], Group: labels[len(labels)-2], Service: strings.Join(svc, ".")}, true
+}
+
+// asciiLower returns a copy of b with ASCII letters in lower case.
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // srvTargetWire is the wire name an SRV answer gives an address below the

@@ -81,6 +81,7 @@ func (s *Server) Apply(dc *config.DNS, pools map[string]*upstream.Pool) error {
 	if dc == nil {
 		s.tab.Store(nil)
 		s.swapSvc(nil, nil)
+		s.swapRemote(nil)
 		for k, l := range s.listeners {
 			l.close()
 			delete(s.listeners, k)
