@@ -36,7 +36,7 @@ func putInstance(t *testing.T, reg, service, addr string, md map[string]string) 
 	}
 }
 
-func registryConfig(reg, pool string) string {
+func registryConfig(pool string) string {
 	return fmt.Sprintf(`admin:
   listen: off
 pools:
@@ -75,7 +75,7 @@ func TestRegistryPoolThroughReloads(t *testing.T) {
 
 	follow := fmt.Sprintf("    registry:\n      servers: [%s]\n      service: web", reg)
 	path := filepath.Join(t.TempDir(), "strata.yaml")
-	writeConfig(t, path, registryConfig(reg, follow))
+	writeConfig(t, path, registryConfig(follow))
 	sup := New(Options{Source: Source{Path: path}, Logger: log})
 	if err := sup.Start(); err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestRegistryPoolThroughReloads(t *testing.T) {
 	// An unrelated change: the same pool, the same provider, both backends
 	// at every moment.
 	provider := sup.gen.Load().pools["app"].provider
-	writeConfig(t, path, strings.Replace(registryConfig(reg, follow), "l7:", "  - name: spare\n    backends: [{address: "+a+"}]\nl7:", 1))
+	writeConfig(t, path, strings.Replace(registryConfig(follow), "l7:", "  - name: spare\n    backends: [{address: "+a+"}]\nl7:", 1))
 	if err := sup.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestRegistryPoolThroughReloads(t *testing.T) {
 	}
 
 	// A selector: only version 2 stays.
-	writeConfig(t, path, registryConfig(reg, follow+"\n      selector: {version: \"2\"}"))
+	writeConfig(t, path, registryConfig(follow+"\n      selector: {version: \"2\"}"))
 	if err := sup.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestRegistryPoolThroughReloads(t *testing.T) {
 	})
 
 	// Static backends, then the registry again.
-	writeConfig(t, path, registryConfig(reg, "    backends: [{address: "+a+"}]"))
+	writeConfig(t, path, registryConfig("    backends: [{address: "+a+"}]"))
 	if err := sup.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestRegistryPoolThroughReloads(t *testing.T) {
 	if sup.gen.Load().pools["app"].provider != nil {
 		t.Fatal("a static pool kept its registry provider")
 	}
-	writeConfig(t, path, registryConfig(reg, follow))
+	writeConfig(t, path, registryConfig(follow))
 	if err := sup.Reload(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,15 +14,11 @@ func init() {
 		// time it looks, rather than once when it is created: it finds the
 		// registry as soon as that role has started, and loses it when a
 		// reload removes it.
-		var services func() dnslb.ServiceSource
-		if ref, ok := env.Passive.(reporterRef); ok && ref.s != nil {
-			sup := ref.s
-			services = func() dnslb.ServiceSource {
-				if n, ok := sup.ServiceRegistry().(*registry.Node); ok && n != nil {
-					return nodeSource{n}
-				}
-				return nil
+		services := func() dnslb.ServiceSource {
+			if n, ok := env.Services().(*registry.Node); ok && n != nil {
+				return nodeSource{n}
 			}
+			return nil
 		}
 		s, err := dnslb.NewServer(dnslb.Options{Logger: env.Logger.With("role", "dns"), Registry: env.Registry, Services: services})
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/registry"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -35,6 +36,10 @@ type Env struct {
 	// Registry is where the role registers its Prometheus collectors,
 	// once, when it is created.
 	Registry *prometheus.Registry
+	// Services returns the service registry running in this process, or
+	// nil. Roles ask on every use: roles are created and applied one after
+	// another, so the registry may start after the role that reads it.
+	Services func() registry.Resolver
 }
 
 // Reporter receives data-plane outcomes for passive ejection.

@@ -339,7 +339,7 @@ func (s *Supervisor) env(g *generation) Env {
 	for n, pr := range g.pools {
 		pools[n] = pr.pool
 	}
-	return Env{Pools: pools, Passive: reporterRef{s}, Logger: s.log, Registry: s.reg}
+	return Env{Pools: pools, Passive: reporterRef{s}, Logger: s.log, Registry: s.reg, Services: s.ServiceRegistry}
 }
 
 func (g *generation) cfgPool(name string) config.Pool {
