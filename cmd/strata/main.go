@@ -120,14 +120,17 @@ func cmdRun(args []string, stderr io.Writer) int {
 // serve starts sup and runs it until SIGTERM or SIGINT, reloading on
 // SIGHUP. It returns the process exit status.
 func serve(sup *supervisor.Supervisor, log *slog.Logger) int {
+	// Take the signals before starting: a SIGHUP or SIGTERM that arrives
+	// while the roles start (or right after "started" is logged) must be
+	// handled, not kill the process with Go's default action.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	if err := sup.Start(); err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
 	log.Info("strata started", "version", version, "pid", os.Getpid())
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			log.Info("SIGHUP: reloading")
