@@ -11,13 +11,19 @@ type ChainSource interface {
 }
 
 // Hop is one stop of the chain a request travels: a DNS zone, an l4
-// service, an l7 listener or the registry. It is the element of the body
-// of GET /api/v1/chain.
+// service, an l7 listener, the app instances of a pool that follows the
+// registry, or the registry. It is the element of the body of
+// GET /api/v1/chain. Fields added later are left out when empty, so that
+// older clients read the same body as before.
 type Hop struct {
-	// Role is dns, l4, l7 or registry.
+	// Role is dns, l4, l7, app or registry. An app hop is a pool that no
+	// role of this process sends traffic to but that follows a registry
+	// service: the instances as the registry sees them, which balancers in
+	// other processes send to.
 	Role string `json:"role"`
 	// Name is the zone, service or listener name (the listen address when
-	// the config gives none), or the registry node's address.
+	// the config gives none), the pool's name for an app hop, or the
+	// registry node's address.
 	Name string `json:"name"`
 	// Listen is where the hop takes traffic: the bound address when the
 	// role reports it (so a config that asked for port 0 shows the real
@@ -32,6 +38,17 @@ type Hop struct {
 	// Pools are the pools the hop sends traffic to, each once, in config
 	// order; never null, so that clients can iterate without a check.
 	Pools []string `json:"pools"`
+	// Registry maps each of the hop's pools that follows a registry
+	// service to that service, "namespace/group/service".
+	Registry map[string]string `json:"registry,omitempty"`
+	// BackendRole is the role the backends of the hop's pools play when
+	// they are balancers in other processes rather than app instances:
+	// "l7" on an l4 service of a process that runs no l7 listener.
+	BackendRole string `json:"backend_role,omitempty"`
+	// Admin maps a backend of the hop's pools to the address of its own
+	// admin API (and dashboard), for the backends that are balancers and
+	// whose config names it with the tag "admin".
+	Admin map[string]string `json:"admin,omitempty"`
 }
 
 func (s *Server) handleChain(w http.ResponseWriter, _ *http.Request) {

@@ -116,6 +116,13 @@ func TestChain(t *testing.T) {
 		}, want: `[{"role":"dns","name":"demo.test","listen":"127.0.0.1:5353","names":["www"],"pools":["vip"]},` +
 			`{"role":"l4","name":"edge","listen":"127.0.0.1:8000","protocol":"tcp","pools":["l7nodes"]},` +
 			`{"role":"l7","name":"web","listen":"127.0.0.1:8080","names":["/ → app"],"pools":["web","api"]}]`},
+		{desc: "l7 nodes elsewhere and a pool that follows the registry", hops: []Hop{
+			{Role: "l4", Name: "edge", Listen: "127.0.0.1:8000", Protocol: "tcp", Pools: []string{"l7-nodes"},
+				BackendRole: "l7", Admin: map[string]string{"l7-a": "127.0.0.1:9911"}},
+			{Role: "app", Name: "app", Pools: []string{"app"}, Registry: map[string]string{"app": "public/DEFAULT_GROUP/web"}},
+		}, want: `[{"role":"l4","name":"edge","listen":"127.0.0.1:8000","protocol":"tcp","pools":["l7-nodes"],` +
+			`"backend_role":"l7","admin":{"l7-a":"127.0.0.1:9911"}},` +
+			`{"role":"app","name":"app","listen":"","pools":["app"],"registry":{"app":"public/DEFAULT_GROUP/web"}}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {

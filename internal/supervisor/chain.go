@@ -11,8 +11,9 @@ import (
 )
 
 // Chain implements admin.ChainSource: the hops of the running config in the
-// order a request meets them (dns, l4, l7), then the registry beside them.
-// The dashboard draws the chain from it.
+// order a request meets them (dns, l4, l7, then the app instances of pools
+// that only follow the registry), then the registry beside them. The
+// dashboard draws the chain from it.
 func (s *Supervisor) Chain() []admin.Hop {
 	g := s.gen.Load()
 	if g == nil {
@@ -21,8 +22,18 @@ func (s *Supervisor) Chain() []admin.Hop {
 	b := s.boundAddrs()
 	var hops []admin.Hop
 	hops = append(hops, dnsHops(g.cfg.DNS, b.dns)...)
-	hops = append(hops, l4Hops(g.cfg.L4, b.l4)...)
-	hops = append(hops, l7Hops(g.cfg.L7, b.l7)...)
+	l4 := l4Hops(g.cfg.L4, b.l4)
+	l7 := l7Hops(g.cfg.L7, b.l7)
+	if len(l7) == 0 {
+		// With no l7 listener here, what an l4 service spreads TCP
+		// connections over are the l7 nodes: other processes, whose own
+		// pools hold the app instances.
+		markBalancers(l4, g.cfg.Pools)
+	}
+	hops = append(hops, l4...)
+	hops = append(hops, l7...)
+	hops = append(hops, appHops(g.cfg.Pools, hops)...)
+	markRegistry(hops, g.cfg.Pools)
 	if rc := g.cfg.Registry; rc != nil {
 		listen := rc.Listen
 		if b.registry != "" {
@@ -150,6 +161,72 @@ func l7Hops(lc *config.L7, bound []net.Addr) []admin.Hop {
 		hops = append(hops, h)
 	}
 	return hops
+}
+
+// markBalancers says of the tcp services among l4 that their backends are
+// l7 nodes, with the admin address of each that names it in its tag
+// "admin".
+func markBalancers(l4 []admin.Hop, pools []config.Pool) {
+	for i := range l4 {
+		h := &l4[i]
+		if h.Protocol != "tcp" {
+			continue // a udp service's backends are not HTTP balancers
+		}
+		h.BackendRole = "l7"
+		for _, p := range pools {
+			if !slices.Contains(h.Pools, p.Name) {
+				continue
+			}
+			for _, be := range p.Backends {
+				a := be.Tags["admin"]
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					continue // no admin address, or not one a link can use
+				}
+				name := be.Name
+				if name == "" {
+					name = be.Address
+				}
+				if h.Admin == nil {
+					h.Admin = map[string]string{}
+				}
+				h.Admin[name] = a
+			}
+		}
+	}
+}
+
+// appHops are the pools that follow a registry service and that no hop
+// sends traffic to: the app instances as the registry sees them, which
+// balancers in other processes (that follow the same service) send to.
+func appHops(pools []config.Pool, hops []admin.Hop) []admin.Hop {
+	var out []admin.Hop
+	for _, p := range pools {
+		if p.Registry == nil || slices.ContainsFunc(hops, func(h admin.Hop) bool { return slices.Contains(h.Pools, p.Name) }) {
+			continue
+		}
+		out = append(out, admin.Hop{Role: "app", Name: p.Name, Pools: []string{p.Name}})
+	}
+	return out
+}
+
+// markRegistry names, on every hop, the registry service each of its
+// pools follows.
+func markRegistry(hops []admin.Hop, pools []config.Pool) {
+	for _, p := range pools {
+		r := p.Registry
+		if r == nil {
+			continue
+		}
+		for i := range hops {
+			if !slices.Contains(hops[i].Pools, p.Name) {
+				continue
+			}
+			if hops[i].Registry == nil {
+				hops[i].Registry = map[string]string{}
+			}
+			hops[i].Registry[p.Name] = r.Namespace + "/" + r.Group + "/" + r.Service
+		}
+	}
 }
 
 // describeRoute says in a few characters which requests a route takes and
