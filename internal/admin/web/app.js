@@ -185,15 +185,56 @@
   }
 
   const hopsOf = (role) => state.chain.filter((h) => h.role === role);
+  // remoteL7 are the l4 services whose backends are l7 nodes run by other
+  // processes (this one runs no l7 listener).
+  const remoteL7 = () => hopsOf('l4').filter((h) => h.backend_role === 'l7');
+  const uniq = (hs) => [...new Set(hs.flatMap((h) => h.pools))];
+  // followed names the registry service a pool follows, if it does.
+  const followed = (pn) => {
+    const h = state.chain.find((x) => x.registry && x.registry[pn]);
+    return h ? h.registry[pn] : '';
+  };
 
-  // appPools are the pools at the end of the chain: those of the last
-  // configured hop that sends traffic on, whose backends are the app.
+  // appPools are the pools at the end of the chain, whose backends are the
+  // app: those of the l7 listeners when this process runs any; else the
+  // pools that only follow the registry (the instances the l7 nodes
+  // elsewhere send to); else those of the last hop that sends traffic on.
   function appPools() {
-    for (const role of ['l7', 'l4', 'dns']) {
+    if (hopsOf('l7').length) return uniq(hopsOf('l7'));
+    if (hopsOf('app').length || remoteL7().length) return uniq(hopsOf('app'));
+    for (const role of ['l4', 'dns']) {
       const hs = hopsOf(role);
-      if (hs.length) return [...new Set(hs.flatMap((h) => h.pools))];
+      if (hs.length) return uniq(hs);
     }
     return [];
+  }
+
+  // remoteL7Card draws the l7 nodes an l4 service sends to as the L7 hop:
+  // each node's name and address, linked to its own dashboard when the
+  // chain knows its admin address.
+  function remoteL7Card(pools) {
+    const card = el('div', { class: 'hop elsewhere', 'data-role': 'l7' },
+      el('div', { class: 'role', text: 'l7' }),
+      el('div', { class: 'title', text: 'L7' }),
+      el('div', { class: 'sub', text: 'l7 nodes, in other processes: each routes HTTP requests over the app instances' }));
+    const ul = el('ul');
+    for (const h of remoteL7()) {
+      for (const pn of h.pools) {
+        const p = pools.get(pn);
+        const li = el('li', { 'data-hop': pn }, el('div', { class: 'sub' }, `${pn} `, readyPill(p)));
+        for (const b of p ? p.backends : []) {
+          const admin = h.admin && h.admin[b.name];
+          const name = admin
+            ? el('a', { href: `http://${admin}/`, title: `the dashboard of ${b.name}`, text: b.name })
+            : b.name;
+          li.append(el('div', { class: 'name', 'data-node': b.name }, name),
+            el('div', { class: 'sub mono', text: b.address }));
+        }
+        ul.append(li);
+      }
+    }
+    card.append(ul);
+    return card;
   }
 
   function readyPill(p) {
@@ -239,6 +280,10 @@
       ...cmds.map((c) => el('code', { text: c }))));
     for (const c of COLUMNS) {
       const hs = hopsOf(c.role);
+      if (c.role === 'l7' && !hs.length && remoteL7().length) {
+        cols.push(remoteL7Card(pools));
+        continue;
+      }
       const card = el('div', { class: 'hop' + (hs.length ? '' : ' off'), 'data-role': c.role },
         el('div', { class: 'role', text: c.role }),
         el('div', { class: 'title', text: c.title }));
@@ -265,13 +310,16 @@
     const app = el('div', { class: 'hop' + (apps.length ? '' : ' off'), 'data-role': 'app' },
       el('div', { class: 'role', text: 'app' }),
       el('div', { class: 'title', text: 'App instances' }));
-    if (!apps.length) app.append(el('div', { class: 'sub', text: 'no pools' }));
+    if (!apps.length) app.append(el('div', { class: 'sub', text: remoteL7().length ? 'behind the l7 nodes: see their dashboards' : 'no pools' }));
+    else if (!hopsOf('l7').length && hopsOf('app').length) app.append(el('div', { class: 'sub', text: 'app instances, as the registry sees them' }));
     const ul = el('ul');
     for (const pn of apps) {
       const p = pools.get(pn);
-      ul.append(el('li', { 'data-hop': pn },
+      const li = el('li', { 'data-hop': pn },
         el('div', { class: 'name' }, pn + ' ', readyPill(p)),
-        el('div', { class: 'sub', text: p ? p.backends.map((b) => b.name).join(', ') : '' })));
+        el('div', { class: 'sub', text: p ? p.backends.map((b) => b.name).join(', ') : '' }));
+      if (followed(pn)) li.append(el('div', { class: 'sub', text: `follows registry service ${followed(pn)}` }));
+      ul.append(li);
     }
     app.append(ul);
     cols.push(app);
@@ -329,12 +377,15 @@
 
   function buildPanel(p, hops, sig) {
     const onlyL4 = hops.length > 0 && hops.every((h) => h.role === 'l4');
-    // The dns role answers with addresses and counts no traffic per backend.
+    // The dns role answers with addresses and counts no traffic per backend;
+    // a pool that only follows the registry takes none from this process.
     const onlyDNS = hops.length > 0 && hops.every((h) => h.role === 'dns');
+    const onlyApp = hops.length > 0 && hops.every((h) => h.role === 'app');
     const unit = onlyL4 ? 'conn/s' : 'req/s';
-    const used = hops.length
-      ? 'used by ' + hops.map((h) => `${h.role} ${h.name}`).join(', ')
-      : 'not used by any hop';
+    const used = onlyApp
+      ? `the app instances as the registry sees them (service ${followed(p.name)}); no hop of this process sends traffic here`
+      : hops.length ? 'used by ' + hops.map((h) => `${h.role} ${h.name}`).join(', ')
+        : 'not used by any hop';
     const head = el('div', { class: 'pool-head' },
       el('h3', { text: `pool ${p.name}` }),
       el('span', { class: 'ready' }),
@@ -368,7 +419,9 @@
     const table = el('table', {}, el('thead', {}, thead), tbody);
     const section = el('section', { class: 'panel pool', 'data-pool': p.name }, head,
       el('div', { class: 'pool-body' }, el('div', { class: 'table-box' }, table), chart));
-    return { el: section, sig, rows, canvas, total, unit, onlyDNS, colors: p.backends.map((_, i) => COLORS[i % COLORS.length]), names: p.backends.map((b) => b.name), ready: head.querySelector('.ready') };
+    const uncounted = onlyDNS ? 'DNS answers name these backends; they are not counted as requests here.'
+      : onlyApp ? 'The balancers that send requests to these instances count them in their own dashboards.' : '';
+    return { el: section, sig, rows, canvas, total, unit, uncounted, colors: p.backends.map((_, i) => COLORS[i % COLORS.length]), names: p.backends.map((b) => b.name), ready: head.querySelector('.ready') };
   }
 
   function buildRow(pool, b, color) {
@@ -465,7 +518,7 @@
       bar.firstChild.style.width = share === null ? '0' : (share * 100).toFixed(1) + '%';
       r.share.replaceChildren(el('div', { class: 'share' }, bar, el('span', { text: share === null ? '–' : Math.round(share * 100) + '%' })));
     }
-    panel.total.textContent = panel.onlyDNS ? 'DNS answers name these backends; they are not counted as requests here.'
+    panel.total.textContent = panel.uncounted ? panel.uncounted
       : last ? `now ${fmtRate(last.total)} ${panel.unit} in total` : 'waiting for a second reading…';
     drawChart(panel, state.history.get(p.name) || []);
   }
@@ -539,7 +592,7 @@
     g.restore();
     if (!runs.length) {
       g.fillStyle = '#667085'; g.textAlign = 'center'; g.textBaseline = 'middle';
-      g.fillText(panel.onlyDNS ? 'not counted for DNS answers' : 'no traffic yet', left + pw / 2, top + ph / 2);
+      g.fillText(panel.uncounted ? 'not counted here' : 'no traffic yet', left + pw / 2, top + ph / 2);
     }
   }
 
