@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -254,6 +255,12 @@ func outgoingH2(r *http.Request, b *upstream.Backend, ip, scheme string) *http.R
 			continue
 		}
 		hdr[k] = vv
+	}
+	if v := hdr["X-Forwarded-Host"]; v != nil {
+		// The observer's value lives in its pooled recorder, which the
+		// next request reuses, while the HTTP/2 transport may still be
+		// encoding this request's headers on its own goroutine.
+		hdr["X-Forwarded-Host"] = slices.Clone(v)
 	}
 	if headerHasToken(r.Header["Te"], "trailers") {
 		hdr["Te"] = []string{"trailers"}
