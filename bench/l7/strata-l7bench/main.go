@@ -33,12 +33,13 @@ func main() {
 	lb := flag.String("lb", "rr", "load-balancing algorithm")
 	pprof := flag.String("pprof", "", "serve net/http/pprof on this address")
 	baseline := flag.Bool("reverseproxy", false, "run a plain httputil.ReverseProxy instead, as the baseline")
+	accessLog := flag.String("access-log", "", "write an access log to this path (combined format; off by default, as in the peers' configs)")
 	flag.Parse()
 	var err error
 	if *baseline {
 		err = runReverseProxy(*listen, *backends)
 	} else {
-		err = run(*listen, *backends, *lb, *pprof)
+		err = run(*listen, *backends, *lb, *pprof, *accessLog)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata-l7bench:", err)
@@ -74,7 +75,7 @@ func runReverseProxy(listen, backends string) error {
 	return http.ListenAndServe(listen, rp)
 }
 
-func run(listen, backends, lb, pprof string) error {
+func run(listen, backends, lb, pprof, accessLog string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	builder, err := balance.Builder(lb, balance.Options{})
 	if err != nil {
@@ -99,6 +100,9 @@ func run(listen, backends, lb, pprof string) error {
 	// Metrics on, as under the supervisor: their cost is part of the figure.
 	srv := l7.NewServer(l7.Options{Logger: log, Registry: prometheus.NewRegistry()})
 	cfg := &config.L7{Listeners: []config.Listener{{Name: "bench", Listen: listen, Routes: []config.Route{{Pool: "bench"}}}}}
+	if accessLog != "" {
+		cfg.Listeners[0].AccessLog = &config.AccessLog{Path: accessLog, Format: "combined"}
+	}
 	if err := srv.Apply(cfg, map[string]*upstream.Pool{"bench": pool}); err != nil {
 		return err
 	}
