@@ -159,7 +159,15 @@ func (s *Server) configureHTTP(srv *http.Server, l *listener) {
 		// a first request is bounded by MaxBytesHandler.
 		inner := o
 		inner.upgraded = true
-		o.h2c = http.MaxBytesHandler(h2c.NewHandler(inner, &http2.Server{}), 1<<20) //nolint:staticcheck // the Upgrade path only
+		h2s := &http2.Server{}
+		// ConfigureServer on a server of its own only gives h2s the state
+		// that lets Shutdown of that server send GOAWAY on the connections
+		// h2s serves; closeListener uses it for upgraded connections.
+		grace := &http.Server{}
+		if err := http2.ConfigureServer(grace, h2s); err == nil {
+			l.h2cGrace = grace
+		}
+		o.h2c = http.MaxBytesHandler(h2c.NewHandler(inner, h2s), 1<<20) //nolint:staticcheck // the Upgrade path only
 	}
 	srv.Handler = o
 	srv.BaseContext = func(net.Listener) context.Context {

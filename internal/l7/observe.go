@@ -52,7 +52,7 @@ var recorderPool = sync.Pool{New: func() any { return &recorder{line: make([]byt
 
 func (o observer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if o.h2c != nil && r.ProtoMajor == 1 && isH2CUpgrade(r) {
-		o.h2c.ServeHTTP(w, r)
+		o.serveH2CUpgrade(w, r)
 		return
 	}
 	if o.upgraded && isH2CUpgrade(r) {
@@ -75,6 +75,49 @@ func (o observer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// still counted and logged.
 	defer o.finish(rec, r, st, ip)
 	o.next.ServeHTTP(rec, r)
+}
+
+// serveH2CUpgrade hands an HTTP/1.1 request asking for h2c to the x/net
+// handler, which hijacks the connection and serves HTTP/2 on it until the
+// client leaves. net/http forgets a hijacked connection, so its Shutdown
+// would neither wait for it nor close it; the listener tracks it with its
+// tunnels instead: closing the listener sends GOAWAY (h2cGrace), waits for
+// it until the drain deadline, then closes it.
+func (o observer) serveH2CUpgrade(w http.ResponseWriter, r *http.Request) {
+	t := &o.ln.tunnels
+	// Added while net/http still counts the connection as active, so
+	// before closeListener can start waiting on the group.
+	t.wg.Add(1)
+	defer t.wg.Done()
+	hw := &h2cHijacker{ResponseWriter: w, t: t}
+	defer hw.forget()
+	o.h2c.ServeHTTP(hw, r)
+}
+
+// h2cHijacker registers the connection the h2c handler hijacks.
+type h2cHijacker struct {
+	http.ResponseWriter
+	t *tunnels
+	c net.Conn
+}
+
+func (h *h2cHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	c, brw, err := hj.Hijack()
+	if err == nil {
+		h.c = c
+		h.t.add(c)
+	}
+	return c, brw, err
+}
+
+func (h *h2cHijacker) forget() {
+	if h.c != nil {
+		h.t.remove(h.c)
+	}
 }
 
 func (o observer) finish(rec *recorder, r *http.Request, st *listenerState, ip string) {

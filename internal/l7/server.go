@@ -102,7 +102,10 @@ type listener struct {
 	certs   *certStore // nil without TLS
 	proxy   atomic.Pointer[proxyPolicy]
 	state   atomic.Pointer[listenerState]
-	tunnels tunnels // this listener's upgraded connections
+	tunnels tunnels // this listener's upgraded connections (and h2c ones)
+	// h2cGrace, when the listener takes h2c, is a server of no sockets
+	// whose Shutdown sends GOAWAY on the connections upgraded to h2c.
+	h2cGrace *http.Server
 }
 
 // NewServer makes a Server with no listeners; Apply opens them.
@@ -347,6 +350,11 @@ func (s *Server) closeListener(ctx context.Context, l *listener) error {
 	<-l.done
 	if l.certs != nil {
 		l.certs.close()
+	}
+	if l.h2cGrace != nil {
+		// It has no listener or connection of its own: this returns at
+		// once, having told the upgraded connections to finish.
+		l.h2cGrace.Shutdown(ctx)
 	}
 	tunnelsDone := make(chan struct{})
 	go func() { l.tunnels.wg.Wait(); close(tunnelsDone) }()

@@ -98,3 +98,44 @@ func TestCloseSkipsUnusedConnections(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownEndsH2CUpgrades: a connection upgraded to h2c is hijacked
+// from net/http, whose Shutdown forgets it; strata's must still end it
+// (GOAWAY, then close) instead of leaving it served after Shutdown.
+func TestShutdownEndsH2CUpgrades(t *testing.T) {
+	pools := map[string]*upstream.Pool{"a": newPool(t, "a", startBackend(t, named("a")).addr)}
+	s := NewServer(Options{Logger: quietLogger()})
+	cfg := &config.L7{Listeners: []config.Listener{{Listen: "127.0.0.1:0", H2C: true, Routes: []config.Route{{Pool: "a"}}}}}
+	if err := s.Apply(cfg, pools); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", s.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The Upgrade request, then the client preface and an empty SETTINGS
+	// frame, as curl --http2 sends them.
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+	io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, br) // the answer to the upgraded request, GOAWAY, then EOF
+		close(closed)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the h2c connection is still open after Shutdown returned")
+	}
+}
