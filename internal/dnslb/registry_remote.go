@@ -58,8 +58,8 @@ func newRemoteSource(rc *config.DNSRegistry, log *slog.Logger) (*remoteSource, e
 	}
 	return &remoteSource{
 		servers: slices.Clone(rc.Servers), token: rc.Token, namespaces: slices.Clone(rc.Namespaces), log: log,
-		http:    &http.Client{Timeout: 5 * time.Second},
-		listed:  map[string][]registry.Key{}, results: map[registry.Key]*registry.Result{},
+		http:   &http.Client{Timeout: 5 * time.Second},
+		listed: map[string][]registry.Key{}, results: map[registry.Key]*registry.Result{},
 		clients: map[[2]string]*client.Client{}, changed: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}, nil
