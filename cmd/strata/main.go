@@ -137,7 +137,8 @@ func serve(sup *supervisor.Supervisor, log *slog.Logger) int {
 			_ = sup.Reload() // a bad file is logged; the old config keeps serving
 			continue
 		}
-		grace := sup.Config().ShutdownTimeout.D()
+		// The lameduck delay comes first, then the grace for in-flight work.
+		grace := sup.Config().ShutdownDelay.D() + sup.Config().ShutdownTimeout.D()
 		log.Info("shutting down", "signal", sig.String(), "grace", grace.String())
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		err := sup.Shutdown(ctx)

@@ -35,6 +35,11 @@ type Listener struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// AccessLog writes one line per request; off when absent.
 	AccessLog *AccessLog `yaml:"access_log"`
+	// HealthPath, when set, is answered by strata itself: 200 while the
+	// process serves, 503 once it has begun to stop (during the top-level
+	// shutdown_delay), so a balancer in front stops sending before the
+	// listener closes. Default: none (every path is routed).
+	HealthPath string `yaml:"health_path"`
 	// MaxConns bounds the listener's open client connections; more wait
 	// in the kernel's accept queue (0: no bound).
 	MaxConns int `yaml:"max_conns"`

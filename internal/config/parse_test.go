@@ -31,7 +31,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			desc: "unknown top-level field lists the sections when nothing is close",
 			in:   "listeners: []\n",
-			want: `strata.yaml:1: unknown field "listeners" (want one of admin, dns, l4, l7, log, pools, registry, shutdown_timeout)`,
+			want: `strata.yaml:1: unknown field "listeners" (want one of admin, dns, l4, l7, log, pools, registry, shutdown_delay, shutdown_timeout)`,
 		},
 		{
 			desc: "transposed letters are still suggested",

@@ -20,6 +20,10 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight work.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ShutdownDelay is the lameduck time on SIGTERM: roles keep serving
+	// but report themselves as stopping (l7's health_path answers 503)
+	// for this long before they stop accepting. Default 0s.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
 	// Pools are the named backend pools that roles send traffic to.
 	Pools []Pool `yaml:"pools"`
 	// L7 is the HTTP load balancer role.

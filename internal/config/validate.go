@@ -29,6 +29,9 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		v.errorf("shutdown_timeout", "must not be negative, got %s", c.ShutdownTimeout)
 	}
+	if c.ShutdownDelay < 0 {
+		v.errorf("shutdown_delay", "must not be negative, got %s", c.ShutdownDelay)
+	}
 	pools := v.pools()
 	v.l7(pools)
 	for _, f := range sectionValidators {
@@ -282,6 +285,9 @@ func (v *validator) l7(pools map[string]bool) {
 		}
 		if len(l.Routes) == 0 {
 			v.errorf(lp+".routes", "a listener needs at least one route")
+		}
+		if l.HealthPath != "" && !strings.HasPrefix(l.HealthPath, "/") {
+			v.errorf(lp+".health_path", "%q must start with /", l.HealthPath)
 		}
 		for j := range l.Routes {
 			v.route(fmt.Sprintf("%s.routes[%d]", lp, j), &l.Routes[j], pools)

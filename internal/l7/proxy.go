@@ -82,6 +82,10 @@ const (
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := h.ln.table.Load()
+	if t.healthPath != "" && r.URL.Path == t.healthPath {
+		h.s.serveHealth(w) // lameduck.go
+		return
+	}
 	rt := t.find(r)
 	noteRoute(w, rt) // observe.go
 	if rt == nil {

@@ -72,6 +72,8 @@ type routeTable struct {
 	maxConns       int
 	maxHeaderBytes int
 	maxBodyBytes   int64
+	// healthPath, when set, is answered by strata itself (lameduck.go).
+	healthPath string
 }
 
 // match returns the route for a GET of host and path; tests use it.
@@ -125,6 +127,7 @@ func buildTableWith(ln *config.Listener, pools map[string]*upstream.Pool, o buil
 		return nil, fmt.Errorf("listener %q: negative limit", listenerName(ln))
 	}
 	t := &routeTable{
+		healthPath:     ln.HealthPath,
 		exact:          map[string]*hostGroup{},
 		maxConns:       ln.MaxConns,
 		maxHeaderBytes: ln.MaxHeaderBytes,

@@ -72,6 +72,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	tr   *transport
+	// lameduck is set when the process starts to stop (lameduck.go).
+	lameduck atomic.Bool
 
 	mu        sync.Mutex // serialises Apply and Shutdown
 	listeners map[string]*listener

@@ -25,6 +25,14 @@ type Role interface {
 	Shutdown(ctx context.Context) error
 }
 
+// Lameducker is a Role that can say it is stopping while it still serves
+// (l7's health_path answers 503), so balancers in front of this process
+// stop sending before its listeners close. Shutdown calls it first and
+// waits the config's shutdown_delay.
+type Lameducker interface {
+	Lameduck()
+}
+
 // Env is what a role gets from the supervisor besides its config.
 type Env struct {
 	// Pools are the generation's pools by name.

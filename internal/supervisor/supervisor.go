@@ -576,6 +576,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	if s.watcher != nil {
 		s.watcher.Close()
 	}
+	s.lameduck(ctx)
 	// Registry-fed pools stop following first: the registry may be a role
 	// of this very process, about to stop, and the pools keep their
 	// backends for the work in flight anyway.
@@ -613,6 +614,29 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	}
 	s.shutdownAdmin()
 	return errors.Join(errs...)
+}
+
+// lameduck tells the roles that can say so that this process is stopping,
+// then keeps serving for the config's shutdown_delay (or until ctx ends),
+// so that balancers in front see failing health checks and move away
+// before the listeners close.
+func (s *Supervisor) lameduck(ctx context.Context) {
+	g := s.gen.Load()
+	if g == nil || g.cfg.ShutdownDelay <= 0 {
+		return
+	}
+	for _, r := range s.allRoles() {
+		if l, ok := r.(Lameducker); ok {
+			l.Lameduck()
+		}
+	}
+	s.log.Info("lameduck: still serving, health checks fail", "for", g.cfg.ShutdownDelay.D().String())
+	t := time.NewTimer(g.cfg.ShutdownDelay.D())
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // passiveReporter sends a data plane's outcome to the passive ejector of

@@ -184,3 +184,40 @@ func TestShutdownStopsListening(t *testing.T) {
 		t.Fatal("admin still answers after shutdown")
 	}
 }
+
+func TestShutdownLameduck(t *testing.T) {
+	a := backend(t, "A")
+	path := filepath.Join(t.TempDir(), "strata.yaml")
+	conf := strings.Replace(configFor(a), "      listen: 127.0.0.1:0\n", "      listen: 127.0.0.1:0\n      health_path: /strata/healthz\n", 1)
+	writeConfig(t, path, "shutdown_delay: 1s\n"+conf)
+	sup := New(Options{Source: Source{Path: path}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := sup.Start(); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + sup.L7().Addrs()[0].String()
+	status := func(p string) int {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status("/strata/healthz"); got != 200 {
+		t.Fatalf("health path while serving: %d, want 200", got)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- sup.Shutdown(context.Background()) }()
+	eventually(t, 2*time.Second, "the health path to fail in lameduck", func() bool { return status("/strata/healthz") == 503 })
+	// Lameduck still serves traffic: only the health path fails.
+	if got, err := get(t, base+"/"); err != nil || got != "A" {
+		t.Fatalf("request during lameduck: %q, %v; want A", got, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("shutdown took %v; the 1s lameduck was skipped", d)
+	}
+}
