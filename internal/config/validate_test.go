@@ -68,6 +68,16 @@ func TestValidateErrors(t *testing.T) {
 			in:   "shutdown_timeout: -1s\n",
 			want: `strata.yaml:1: shutdown_timeout: must not be negative, got -1s`,
 		},
+		{
+			desc: "negative shutdown_delay",
+			in:   "shutdown_delay: -1s\n",
+			want: `strata.yaml:1: shutdown_delay: must not be negative, got -1s`,
+		},
+		{
+			desc: "health_path without a leading slash",
+			in:   pool + "l7:\n  listeners:\n    - listen: 127.0.0.1:8080\n      health_path: healthz\n      routes:\n        - pool: web\n",
+			want: `strata.yaml:8: l7.listeners[0].health_path: "healthz" must start with /`,
+		},
 		// pools
 		{
 			desc: "pool without a name",
