@@ -94,3 +94,31 @@ func TestAdvertise(t *testing.T) {
 		t.Fatalf("a wildcard advertise address was accepted: %v", err)
 	}
 }
+
+// TestCloseDoesNotWaitForSilentConnections: a client that connected and
+// sent nothing (an HTTP client's spare dial, say) must not hold Close for
+// the 5 s that http.Server.Shutdown grants such connections.
+func TestCloseDoesNotWaitForSilentConnections(t *testing.T) {
+	n := startNode(t, Options{})
+	c, err := net.Dial("tcp", n.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The server has taken the connection once a request on another one
+	// has been answered after it (accepts are served in order).
+	resp, err := http.Get("http://" + n.ID() + "/v1/registry/services?namespace=public")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		t.Fatalf("Close with a silent connection open: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the silent connection is still open after Close")
+	}
+}
