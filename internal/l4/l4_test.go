@@ -386,8 +386,14 @@ func TestUDPSessions(t *testing.T) {
 	if len(conns) != 3 || conns[0].State != "UDP" {
 		t.Fatalf("table = %+v, want three UDP sessions", conns)
 	}
-	st := s.Services()[0].Stats
-	if st.InPkts != 6 || st.OutPkts != 6 || st.InactiveConns != 3 {
+	// A datagram is counted after the write to the backend returns, which
+	// may be after its reply is relayed: wait for the counters to settle.
+	var st Stats
+	ok := poll(func() bool {
+		st = s.Services()[0].Stats
+		return st.InPkts == 6 && st.OutPkts == 6 && st.InactiveConns == 3
+	})
+	if !ok {
 		t.Errorf("stats = %+v, want 6 datagrams each way and 3 inactive sessions", st)
 	}
 }
