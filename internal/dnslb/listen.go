@@ -20,7 +20,7 @@ import (
 // one reader each, so the kernel spreads queries over the cores) and TCP.
 type listener struct {
 	s       *Server
-	sockets int
+	sockets int // as configured (a port of 0 gets one socket whatever it says)
 	udp     []*net.UDPConn
 	tcp     *net.TCPListener
 	wg      sync.WaitGroup
@@ -60,7 +60,15 @@ func (s *Server) listen(addr string, sockets int) (*listener, error) {
 }
 
 func (s *Server) listenOnce(addr string, sockets int) (*listener, error) {
-	lc := net.ListenConfig{Control: reusePort}
+	lc, n := net.ListenConfig{Control: reusePort}, sockets
+	if _, port, _ := net.SplitHostPort(addr); port == "0" {
+		// Linux hands an ephemeral port to an SO_REUSEPORT socket even
+		// when another process's SO_REUSEPORT sockets hold it (same
+		// user), and the kernel then splits that port's queries between
+		// the two. A port chosen by the kernel therefore gets one plain
+		// socket; SO_REUSEPORT is for ports named in the config.
+		lc, n = net.ListenConfig{}, 1
+	}
 	l := &listener{s: s, sockets: sockets, conns: map[net.Conn]struct{}{}}
 	fail := func(err error) (*listener, error) {
 		for _, u := range l.udp {
@@ -72,7 +80,7 @@ func (s *Server) listenOnce(addr string, sockets int) (*listener, error) {
 		return nil, err
 	}
 	bind := addr
-	for i := 0; i < sockets; i++ {
+	for i := 0; i < n; i++ {
 		pc, err := lc.ListenPacket(context.Background(), "udp", bind)
 		if err != nil {
 			return fail(err)
