@@ -188,6 +188,31 @@ func (s *Server) configureHTTP(srv *http.Server, l *listener) {
 	}
 }
 
+// newH1Server makes the server of a listener that speaks only HTTP/1.x,
+// with the same observer, request context and connection metrics as
+// configureHTTP gives net/http's.
+func (s *Server) newH1Server(l *listener) *h1Server {
+	h := &h1Server{
+		handler:   observer{s: s, ln: l, next: handler{s: s, ln: l}},
+		ctx:       context.WithValue(context.Background(), listenerKey{}, l),
+		maxHeader: l.table.Load().maxHeaderBytes, // fixed while the listener is open
+		log:       s.log.With("listener", l.name),
+	}
+	if m := s.metrics; m != nil {
+		active := m.connsActive.WithLabelValues(l.name)
+		total := m.connsTotal.WithLabelValues(l.name)
+		h.onConn = func(open bool) {
+			if open {
+				active.Inc()
+				total.Inc()
+			} else {
+				active.Dec()
+			}
+		}
+	}
+	return h
+}
+
 // listenerKey finds a request's listener in its context (for tunnels).
 type listenerKey struct{}
 

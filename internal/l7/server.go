@@ -94,7 +94,7 @@ type listener struct {
 	name  string
 	ln    net.Listener
 	conns *connLimiter // the bound on open connections (limits.go)
-	srv   *http.Server
+	srv   httpServer
 	table atomic.Pointer[routeTable]
 	done  chan struct{} // closed when Serve has returned
 
@@ -323,7 +323,19 @@ func (s *Server) ApplyWith(cfg *config.L7, pools map[string]*upstream.Pool, prot
 	return nil
 }
 
-func (s *Server) newHTTPServer(l *listener) *http.Server {
+// httpServer is what serves a listener's connections: h1Server for
+// listeners that speak only HTTP/1.x, net/http's server for those that
+// also speak HTTP/2.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+func (s *Server) newHTTPServer(l *listener) httpServer {
+	if sh := l.shape; !sh.tls && !sh.h2c {
+		return s.newH1Server(l) // listener.go
+	}
 	srv := &http.Server{
 		Handler:           handler{s: s, ln: l},
 		ReadHeaderTimeout: readHeaderTimeout,

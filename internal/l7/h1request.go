@@ -1,0 +1,348 @@
+package l7
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// headError is a request that is refused before the handler sees it, with
+// the status the client gets.
+type headError struct {
+	status int
+	msg    string
+}
+
+func (e *headError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }
+
+func badRequest(format string, args ...any) error {
+	return &headError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// errIdleEOF is a connection that closed before a request began: the
+// normal end of a keep-alive connection, answered with nothing.
+var errIdleEOF = errors.New("connection closed between requests")
+
+// body framings of a request.
+const (
+	bodyNone = iota
+	bodyLength
+	bodyChunked
+)
+
+// requestHead is the raw head of one request and what parsing it decided.
+type requestHead struct {
+	raw    []byte
+	fields []field
+
+	minor        int
+	close        bool // the connection ends after this request
+	body         int  // bodyNone, bodyLength or bodyChunked
+	length       int64
+	continueWait bool // Expect: 100-continue
+	bodyReader   *h1Body
+}
+
+// urlScratch is the URL of the connection's current request, reused.
+type urlScratch struct{ u url.URL }
+
+// readRequestHead reads a request head, the request line through the empty
+// line, into h.raw. Empty lines before the request line are skipped (RFC
+// 9112 §2.2). A head longer than max is refused with 431.
+func readRequestHead(br *bufio.Reader, h *requestHead, max int) error {
+	h.raw = h.raw[:0]
+	lineStart := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(h.raw)+len(chunk) > max {
+			return &headError{status: http.StatusRequestHeaderFieldsTooLarge, msg: "request header too large"}
+		}
+		h.raw = append(h.raw, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if len(h.raw) == 0 {
+				return errIdleEOF
+			}
+			return err // a timeout or a cut connection: nothing to answer
+		}
+		line := h.raw[lineStart:]
+		lineStart = len(h.raw)
+		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+			if len(h.raw) == len(line) {
+				h.raw = h.raw[:0]
+				lineStart = 0
+				continue
+			}
+			return nil
+		}
+	}
+}
+
+// build parses c.head.raw into c.req, c.hdr and c.url.
+func (h *requestHead) build(c *h1Conn) error {
+	h.fields = h.fields[:0]
+	h.close, h.body, h.length, h.continueWait, h.bodyReader = false, bodyNone, 0, false, nil
+	raw := h.raw
+	pos := 0
+	nextLine := func() (start, end int) {
+		i := bytes.IndexByte(raw[pos:], '\n')
+		start, end = pos, pos+i
+		pos = end + 1
+		if end > start && raw[end-1] == '\r' {
+			end--
+		}
+		return start, end
+	}
+	ls, le := nextLine()
+	line := raw[ls:le]
+	sp1 := bytes.IndexByte(line, ' ')
+	sp2 := bytes.LastIndexByte(line, ' ')
+	if sp1 <= 0 || sp2 <= sp1+1 {
+		return badRequest("malformed request line")
+	}
+	method, target, proto := line[:sp1], line[sp1+1:sp2], line[sp2+1:]
+	for _, ch := range method {
+		if !isTokenChar(ch) {
+			return badRequest("invalid method")
+		}
+	}
+	for _, ch := range target {
+		if ch <= ' ' || ch == 0x7f {
+			return badRequest("invalid request target")
+		}
+	}
+	switch string(proto) {
+	case "HTTP/1.1":
+		h.minor = 1
+	case "HTTP/1.0":
+		h.minor = 0
+	default:
+		if len(proto) == 8 && string(proto[:5]) == "HTTP/" {
+			return &headError{status: http.StatusHTTPVersionNotSupported, msg: "HTTP version not supported"}
+		}
+		return badRequest("malformed request line")
+	}
+	h.close = h.minor == 0
+
+	// Fields: validated and canonicalized in place, so that names and
+	// values can be substrings of one string made from the head.
+	hosts := 0
+	keepAlive, closeTok := false, false
+	sawCL, sawTE := false, false
+	var teValue []byte
+	for {
+		start, end := nextLine()
+		if start == end {
+			break
+		}
+		line := raw[start:end]
+		if line[0] == ' ' || line[0] == '\t' {
+			return badRequest("obsolete line folding")
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return badRequest("malformed header line")
+		}
+		name := line[:colon]
+		for _, ch := range name {
+			if !isTokenChar(ch) {
+				return badRequest("invalid header name %q", truncate(name))
+			}
+		}
+		vs, ve := colon+1, len(line)
+		for vs < ve && (line[vs] == ' ' || line[vs] == '\t') {
+			vs++
+		}
+		for ve > vs && (line[ve-1] == ' ' || line[ve-1] == '\t') {
+			ve--
+		}
+		value := line[vs:ve]
+		for _, ch := range value {
+			if ch < ' ' && ch != '\t' || ch == 0x7f {
+				return badRequest("invalid byte in header %q", truncate(name))
+			}
+		}
+		if len(h.fields) == maxHeaderFields {
+			return &headError{status: http.StatusRequestHeaderFieldsTooLarge, msg: "too many header fields"}
+		}
+		canonicalize(name)
+		h.fields = append(h.fields, field{
+			nameStart: int32(start), nameEnd: int32(start + colon),
+			valueStart: int32(start + vs), valueEnd: int32(start + ve),
+		})
+		switch string(name) {
+		case "Host":
+			hosts++
+		case "Content-Length":
+			n, ok := parseContentLength(value)
+			if !ok || sawCL && n != h.length {
+				return badRequest("invalid or conflicting Content-Length")
+			}
+			sawCL, h.length = true, n
+		case "Transfer-Encoding":
+			if sawTE {
+				return &headError{status: http.StatusNotImplemented, msg: "unsupported transfer encoding"}
+			}
+			sawTE, teValue = true, value
+		case "Connection":
+			forEachToken(value, func(tok []byte) {
+				switch {
+				case bytes.EqualFold(tok, []byte("close")):
+					closeTok = true
+				case bytes.EqualFold(tok, []byte("keep-alive")):
+					keepAlive = true
+				}
+			})
+		case "Expect":
+			if !bytes.EqualFold(value, []byte("100-continue")) {
+				return &headError{status: http.StatusExpectationFailed, msg: "unsupported expectation"}
+			}
+			h.continueWait = h.minor == 1
+		}
+	}
+	switch {
+	case closeTok:
+		h.close = true
+	case h.minor == 0 && keepAlive:
+		h.close = false
+	}
+	if h.minor == 1 && hosts == 0 || hosts > 1 {
+		return badRequest("missing or repeated Host header")
+	}
+	switch {
+	case sawTE:
+		if h.minor == 0 {
+			return badRequest("Transfer-Encoding in an HTTP/1.0 request")
+		}
+		if !bytes.EqualFold(teValue, []byte("chunked")) {
+			return &headError{status: http.StatusNotImplemented, msg: "unsupported transfer encoding"}
+		}
+		h.body, h.length = bodyChunked, -1
+		if sawCL {
+			// Both framings: chunked wins, and the connection is not
+			// trusted with another request (RFC 9112 §6.1, §6.3).
+			h.close = true
+		}
+	case sawCL && h.length > 0:
+		h.body = bodyLength
+	}
+
+	// One string holds the whole head; every value below is part of it.
+	all := string(raw)
+	r := c.req
+	r.Method = methodString(method, all[ls:ls+sp1])
+	r.RequestURI = all[ls+sp1+1 : ls+sp2]
+	if err := c.url.parse(r.RequestURI); err != nil {
+		return badRequest("invalid request target")
+	}
+	r.URL = &c.url.u
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	if h.minor == 0 {
+		r.Proto, r.ProtoMinor = "HTTP/1.0", 0
+	}
+	hdr := c.hdr
+	clear(hdr)
+	// One array backs every value slice; a handler that appends to one
+	// gets a copy (capacity 1), and a request that outlives this one in
+	// another goroutine keeps its own array.
+	vals := make([]string, len(h.fields))
+	r.Host = ""
+	for i, f := range h.fields {
+		key := all[f.nameStart:f.nameEnd]
+		vals[i] = all[f.valueStart:f.valueEnd]
+		if key == "Host" {
+			r.Host = vals[i]
+			continue // net/http moves Host out of the header too
+		}
+		if old, ok := hdr[key]; ok {
+			hdr[key] = append(old, vals[i])
+		} else {
+			hdr[key] = vals[i : i+1 : i+1]
+		}
+	}
+	if c.url.u.Host != "" {
+		r.Host = c.url.u.Host // absolute form wins over Host (RFC 9112 §3.2.2)
+	}
+	r.Header = hdr
+	r.Close = h.close
+	r.RemoteAddr = c.remote
+	r.Trailer = nil
+	r.TransferEncoding = nil
+	r.ContentLength = 0
+	r.Body = http.NoBody
+	switch h.body {
+	case bodyLength:
+		r.ContentLength = h.length
+		h.bodyReader = &h1Body{c: c, left: h.length}
+		r.Body = h.bodyReader
+	case bodyChunked:
+		r.ContentLength = -1
+		r.TransferEncoding = chunkedTE
+		h.bodyReader = &h1Body{c: c, chunked: true}
+		r.Body = h.bodyReader
+	}
+	return nil
+}
+
+var chunkedTE = []string{"chunked"}
+
+// methodString returns the method as a constant for the common ones, so
+// that comparing and logging them costs nothing, and fallback otherwise.
+func methodString(m []byte, fallback string) string {
+	switch string(m) {
+	case "GET":
+		return http.MethodGet
+	case "HEAD":
+		return http.MethodHead
+	case "POST":
+		return http.MethodPost
+	case "PUT":
+		return http.MethodPut
+	case "DELETE":
+		return http.MethodDelete
+	case "OPTIONS":
+		return http.MethodOptions
+	case "PATCH":
+		return http.MethodPatch
+	}
+	return fallback
+}
+
+// parse sets u from a request target. The origin form without escapes,
+// nearly every request, is split by hand; anything else goes through
+// url.ParseRequestURI.
+func (s *urlScratch) parse(target string) error {
+	if target[0] == '/' && strings.IndexByte(target, '%') < 0 && strings.IndexByte(target, '#') < 0 {
+		path, query, _ := strings.Cut(target, "?")
+		s.u = url.URL{Path: path, RawQuery: query}
+		return nil
+	}
+	if target == "*" {
+		s.u = url.URL{Path: "*"}
+		return nil
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return err
+	}
+	s.u = *u
+	return nil
+}
+
+// clearRequest drops what the request referenced, so that a connection
+// waiting for its next request pins nothing of the last one.
+func (c *h1Conn) clearRequest() {
+	r := c.req
+	r.Header, r.URL, r.Body, r.Host, r.RequestURI = nil, nil, nil, "", ""
+	c.url.u = url.URL{}
+	clear(c.hdr)
+	if cap(c.head.raw) > 16<<10 {
+		c.head.raw = nil // one huge head should not pin its buffer
+	}
+}

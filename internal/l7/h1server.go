@@ -1,0 +1,345 @@
+package l7
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// h1Server serves HTTP/1.1 on a listener's client connections. It takes the
+// place of net/http's server on listeners that speak only HTTP/1.x: one
+// goroutine per connection, no goroutine reading ahead while a request is
+// proxied, and per-connection request, header map and buffers reused from
+// one request to the next, so a keep-alive request costs the proxy its
+// system calls and little else. It hands the same handler the same
+// *http.Request and http.ResponseWriter that net/http would.
+//
+// The request head is parsed strictly (h1request.go): RFC 9112 framing,
+// with every ambiguity that could smuggle a request refused.
+type h1Server struct {
+	handler   http.Handler
+	ctx       context.Context // every request's context: it carries the listener
+	maxHeader int
+	log       *slog.Logger
+	// onConn, when set, is told of a connection opening (true) and
+	// closing or being hijacked (false), for the connection metrics.
+	onConn func(open bool)
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*h1Conn]struct{}
+	shutdown atomic.Bool
+	wg       sync.WaitGroup // connection goroutines
+}
+
+// connection states, as net/http names them.
+const (
+	h1New int32 = iota
+	h1Active
+	h1Idle
+	h1Closed
+)
+
+// h1Conn is one client connection and its reusable per-request state.
+type h1Conn struct {
+	s      *h1Server
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	state  atomic.Int32
+	remote string
+
+	req  *http.Request // reused: every field but its context is reset per request
+	hdr  http.Header
+	url  urlScratch
+	head requestHead
+	w    h1Writer
+}
+
+const (
+	h1ReadBuf  = 4 << 10
+	h1WriteBuf = 4 << 10
+	// maxRequestDiscard is how much of a request body the handler left unread
+	// is read and dropped to keep the connection; past it the connection
+	// closes (net/http uses the same figure).
+	maxRequestDiscard = 256 << 10
+)
+
+var (
+	h1ReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, h1ReadBuf) }}
+	h1WriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, h1WriteBuf) }}
+)
+
+// Serve accepts connections until the listener is closed. It returns
+// http.ErrServerClosed after Shutdown or Close.
+func (s *h1Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.ln = ln
+	if s.conns == nil {
+		s.conns = map[*h1Conn]struct{}{}
+	}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
+				// EMFILE and the like: wait, as net/http does, rather
+				// than spin or give up on the listener.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accepting connection", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := &h1Conn{s: s, nc: nc}
+		if !s.track(c) {
+			nc.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// isTemporaryAccept reports accept errors that concern one connection or
+// a passing shortage, after which the listener still works.
+func isTemporaryAccept(err error) bool {
+	var se interface{ Temporary() bool }
+	return errors.As(err, &se) && se.Temporary()
+}
+
+func (s *h1Server) track(c *h1Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	if s.onConn != nil {
+		s.onConn(true)
+	}
+	return true
+}
+
+func (s *h1Server) untrack(c *h1Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if s.onConn != nil {
+		s.onConn(false)
+	}
+	s.wg.Done()
+}
+
+// Shutdown stops accepting, closes idle connections, and waits for the
+// others to finish their request and close, until ctx ends.
+func (s *h1Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown.Store(true)
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.closeIdle()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// closeIdle closes connections that wait between requests. A connection
+// that finishes a request after this looks at it sees shutdown set and
+// closes itself.
+func (s *h1Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if st := c.state.Load(); st == h1Idle || st == h1New && !pending(c.nc) {
+			c.nc.Close()
+		}
+	}
+}
+
+// Close closes the listener and every connection at once.
+func (s *h1Server) Close() error {
+	s.mu.Lock()
+	s.shutdown.Store(true)
+	ln := s.ln
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	return nil
+}
+
+// serve runs the connection's requests one after another.
+func (c *h1Conn) serve() {
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.s.log.Error("panic serving request", "remote", c.remote, "panic", fmt.Sprint(v), "stack", string(buf))
+		}
+		if c.w.hijacked {
+			return // the handler owned the connection, and Hijack untracked it
+		}
+		c.nc.Close()
+		c.state.Store(h1Closed)
+		c.release()
+		c.s.untrack(c)
+	}()
+	c.remote = c.nc.RemoteAddr().String()
+	c.br = h1ReaderPool.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
+	c.bw = h1WriterPool.Get().(*bufio.Writer)
+	c.bw.Reset(c.nc)
+	c.req = (&http.Request{}).WithContext(c.s.ctx)
+	c.hdr = make(http.Header, 16)
+	c.w.c = c
+	c.w.hdr = make(http.Header, 16)
+	for {
+		ok, err := c.readRequest()
+		if err != nil {
+			c.refuse(err)
+			return
+		}
+		if !ok {
+			return
+		}
+		if keep := c.serveRequest(); !keep || c.s.shutdown.Load() {
+			return
+		}
+	}
+}
+
+// release returns the buffers to their pools.
+func (c *h1Conn) release() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		h1ReaderPool.Put(c.br)
+		c.br = nil
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		h1WriterPool.Put(c.bw)
+		c.bw = nil
+	}
+}
+
+// readRequest waits for the next request and reads its head into c.req.
+// It returns false when the client closed the connection (or went idle for
+// too long) between requests.
+func (c *h1Conn) readRequest() (bool, error) {
+	now := time.Now()
+	if c.br.Buffered() == 0 {
+		if c.state.Load() != h1New {
+			c.state.Store(h1Idle)
+		}
+		if c.s.shutdown.Load() {
+			return false, nil
+		}
+		c.nc.SetReadDeadline(now.Add(clientIdleTimeout))
+		if _, err := c.br.Peek(1); err != nil {
+			return false, nil
+		}
+		now = time.Now()
+	}
+	c.state.Store(h1Active)
+	c.nc.SetReadDeadline(now.Add(readHeaderTimeout))
+	if err := readRequestHead(c.br, &c.head, c.s.maxHeader); err != nil {
+		if errors.Is(err, errIdleEOF) {
+			return false, nil
+		}
+		return false, err
+	}
+	if err := c.head.build(c); err != nil {
+		return false, err
+	}
+	if c.head.body != bodyNone {
+		// The body has no deadline of its own, as with net/http's
+		// ReadTimeout of 0; the backend side bounds silence.
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	return true, nil
+}
+
+// refuse answers a request that could not be read, then the connection
+// closes. A timeout or a broken connection gets no answer.
+func (c *h1Conn) refuse(err error) {
+	var he *headError
+	if !errors.As(err, &he) {
+		return
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		he.status, http.StatusText(he.status), len(he.msg)+1, he.msg+"\n")
+	c.bw.Flush()
+}
+
+// serveRequest runs the handler on the request read and finishes its
+// response. It reports whether the connection may carry another request.
+func (c *h1Conn) serveRequest() (keep bool) {
+	w := &c.w
+	w.reset(c.req)
+	body := c.head.bodyReader
+	if c.head.continueWait && body != nil {
+		body.expect = true
+	}
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				if body != nil {
+					body.close()
+				}
+				panic(v)
+			}
+		}()
+		c.s.handler.ServeHTTP(w, c.req)
+	}()
+	if w.hijacked {
+		return false
+	}
+	ok := w.finish()
+	keep = ok && !c.head.close && !w.closeAfter
+	if body != nil {
+		// Whatever the handler did not read is read and dropped, up to a
+		// bound, so that the next request starts where it should.
+		if !body.close() {
+			keep = false
+		}
+	}
+	c.clearRequest()
+	return keep
+}
