@@ -3,15 +3,19 @@ package l7
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // h1Server serves HTTP/1.1 on a listener's client connections. It takes the
@@ -32,6 +36,13 @@ type h1Server struct {
 	// onConn, when set, is told of a connection opening (true) and
 	// closing or being hijacked (false), for the connection metrics.
 	onConn func(open bool)
+
+	// h2, when set, serves the connections that speak HTTP/2: those that
+	// chose h2 by ALPN and, with h2c, those that open with the HTTP/2
+	// preface. h2Base is its base config; its Shutdown sends them GOAWAY.
+	h2     *http2.Server
+	h2Base *http.Server
+	h2c    bool
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -57,7 +68,8 @@ type h1Conn struct {
 	state  atomic.Int32
 	remote string
 
-	req  *http.Request // reused: every field but its context is reset per request
+	tls  *tls.ConnectionState // nil on plaintext
+	req  *http.Request        // reused: every field but its context is reset per request
 	hdr  http.Header
 	url  urlScratch
 	head requestHead
@@ -166,6 +178,13 @@ func (s *h1Server) Shutdown(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		s.closeIdle()
+		if s.h2Base != nil {
+			// GOAWAY to the HTTP/2 connections; it returns at once. It
+			// is sent again on every tick because x/net tells only the
+			// connections registered so far, and one accepted a moment
+			// ago may not be yet.
+			s.h2Base.Shutdown(ctx)
+		}
 		select {
 		case <-done:
 			return nil
@@ -221,11 +240,34 @@ func (c *h1Conn) serve() {
 		c.s.untrack(c)
 	}()
 	c.remote = c.nc.RemoteAddr().String()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		tc.SetDeadline(time.Now().Add(readHeaderTimeout))
+		if err := tc.HandshakeContext(c.s.ctx); err != nil {
+			c.s.log.Debug("TLS handshake failed", "remote", c.remote, "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		cs := tc.ConnectionState()
+		if cs.NegotiatedProtocol == "h2" && c.s.h2 != nil {
+			c.serveH2(tc)
+			return
+		}
+		c.tls = &cs
+	}
 	c.br = h1ReaderPool.Get().(*bufio.Reader)
 	c.br.Reset(c.nc)
 	c.bw = h1WriterPool.Get().(*bufio.Writer)
 	c.bw.Reset(c.nc)
+	if c.s.h2c && c.tls == nil && c.priorKnowledge() {
+		c.serveH2(bufferedConn{Conn: c.nc, r: c.br})
+		// The HTTP/2 server's reader may still be in c.br as ServeConn
+		// returns; it ends with the connection, so the buffer is left to
+		// it rather than pooled.
+		c.br = nil
+		return
+	}
 	c.req = (&http.Request{}).WithContext(c.s.ctx)
+	c.req.TLS = c.tls
 	c.hdr = make(http.Header, 16)
 	c.w.c = c
 	c.w.hdr = make(http.Header, 16)
@@ -243,6 +285,43 @@ func (c *h1Conn) serve() {
 		}
 	}
 }
+
+// h2Preface is how an HTTP/2 client opens a connection (RFC 9113 §3.4).
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// priorKnowledge reports whether the connection opens with the HTTP/2
+// preface. It waits for more bytes only while what came so far is a
+// prefix of it, which no HTTP/1 request is past its first four bytes.
+func (c *h1Conn) priorKnowledge() bool {
+	c.nc.SetReadDeadline(time.Now().Add(clientIdleTimeout))
+	if _, err := c.br.Peek(1); err != nil {
+		return false
+	}
+	got, _ := c.br.Peek(min(c.br.Buffered(), len(h2Preface)))
+	if !strings.HasPrefix(h2Preface, string(got)) {
+		return false
+	}
+	c.nc.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+	got, err := c.br.Peek(len(h2Preface))
+	return err == nil && string(got) == h2Preface
+}
+
+// serveH2 hands the connection to the HTTP/2 server until it ends. It
+// counts as busy throughout: GOAWAY, not closeIdle, ends it gracefully.
+func (c *h1Conn) serveH2(nc net.Conn) {
+	c.state.Store(h1Active)
+	nc.SetDeadline(time.Time{})
+	c.s.h2.ServeConn(nc, &http2.ServeConnOpts{Context: c.s.ctx, BaseConfig: c.s.h2Base, Handler: c.s.handler})
+}
+
+// bufferedConn reads through the reader that already holds the start of
+// the stream.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 // release returns the buffers to their pools.
 func (c *h1Conn) release() {

@@ -188,11 +188,6 @@ func (w *h1Writer) finish() bool {
 	}
 	if !w.committed {
 		w.commit(true)
-		if len(w.pending) > 0 && !w.failed {
-			if err := w.body(w.pending); err != nil {
-				w.failed = true
-			}
-		}
 	}
 	if w.chunked && !w.failed {
 		w.c.bw.WriteString("0\r\n")
@@ -211,8 +206,9 @@ func (w *h1Writer) finish() bool {
 	return !w.failed
 }
 
-// commit writes the head. final says the handler has returned, so a body
-// of unknown length is all in pending and gets a Content-Length.
+// commit writes the head, then the body held so far. final says the
+// handler has returned, so a body of unknown length is all in pending and
+// gets a Content-Length.
 func (w *h1Writer) commit(final bool) {
 	w.committed = true
 	bw := w.c.bw
@@ -245,6 +241,12 @@ func (w *h1Writer) commit(final bool) {
 		bw.WriteString("Connection: keep-alive\r\n")
 	}
 	bw.WriteString("\r\n")
+	if len(w.pending) > 0 {
+		if err := w.body(w.pending); err != nil {
+			w.failed = true
+		}
+		w.pending = w.pending[:0]
+	}
 }
 
 func (w *h1Writer) writeStatusLine(code int) {

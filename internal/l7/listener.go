@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 
@@ -136,30 +137,42 @@ func (s *Server) wrapListener(l *listener, p *listenerPlan) (net.Listener, error
 	return ln, nil
 }
 
-// configureHTTP sets the protocols of l's http.Server and wraps its
-// handler with the observer.
-func (s *Server) configureHTTP(srv *http.Server, l *listener) {
+// newClientServer makes the server of l's client connections: HTTP/1.x
+// served by h1Server, HTTP/2 (ALPN h2 on TLS, h2c by prior knowledge or
+// Upgrade) handed to x/net/http2, all through one observer wrapping the
+// handler.
+func (s *Server) newClientServer(l *listener) *h1Server {
 	sh := l.shape
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	if sh.tls && sh.http2 {
-		protos.SetHTTP2(true)
+	maxHeader := l.table.Load().maxHeaderBytes // fixed while the listener is open
+	o := observer{s: s, ln: l, next: handler{s: s, ln: l}}
+	h := &h1Server{
+		ctx:       context.WithValue(context.Background(), listenerKey{}, l),
+		maxHeader: maxHeader,
+		log:       s.log.With("listener", l.name),
 	}
-	if sh.h2c {
-		protos.SetUnencryptedHTTP2(true) // prior knowledge
-	}
-	srv.Protocols = &protos
 	if sh.tls && sh.http2 || sh.h2c {
-		srv.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 1 << 20, MaxReceiveBufferPerConnection: 4 << 20}
+		h.h2 = newH2Server()
+		// ServeConn takes its limits and logger from a base server, and
+		// http2.ConfigureServer lets that server's Shutdown send GOAWAY
+		// on every connection h.h2 serves (h1Server.Shutdown calls it).
+		h.h2Base = &http.Server{
+			MaxHeaderBytes: maxHeader,
+			IdleTimeout:    clientIdleTimeout,
+			ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+		if err := http2.ConfigureServer(h.h2Base, h.h2); err != nil {
+			s.log.Error("configuring HTTP/2", "listener", l.name, "err", err)
+			h.h2 = nil
+		}
+		h.h2c = sh.h2c
 	}
-	o := observer{s: s, ln: l, next: srv.Handler}
 	if sh.h2c {
-		// net/http serves prior knowledge itself but not the Upgrade
-		// dance of RFC 7540 §3.2, which h2c still does; the body of such
-		// a first request is bounded by MaxBytesHandler.
+		// The Upgrade dance of RFC 7540 §3.2, which clients of h2c still
+		// do, is x/net's h2c handler's; the body of such a first request
+		// is bounded by MaxBytesHandler.
 		inner := o
 		inner.upgraded = true
-		h2s := &http2.Server{}
+		h2s := newH2Server()
 		// ConfigureServer on a server of its own only gives h2s the state
 		// that lets Shutdown of that server send GOAWAY on the connections
 		// h2s serves; closeListener uses it for upgraded connections.
@@ -169,35 +182,7 @@ func (s *Server) configureHTTP(srv *http.Server, l *listener) {
 		}
 		o.h2c = http.MaxBytesHandler(h2c.NewHandler(inner, h2s), 1<<20) //nolint:staticcheck // the Upgrade path only
 	}
-	srv.Handler = o
-	srv.BaseContext = func(net.Listener) context.Context {
-		return context.WithValue(context.Background(), listenerKey{}, l)
-	}
-	if m := s.metrics; m != nil {
-		active := m.connsActive.WithLabelValues(l.name)
-		total := m.connsTotal.WithLabelValues(l.name)
-		srv.ConnState = func(_ net.Conn, cs http.ConnState) {
-			switch cs {
-			case http.StateNew:
-				active.Inc()
-				total.Inc()
-			case http.StateClosed, http.StateHijacked:
-				active.Dec()
-			}
-		}
-	}
-}
-
-// newH1Server makes the server of a listener that speaks only HTTP/1.x,
-// with the same observer, request context and connection metrics as
-// configureHTTP gives net/http's.
-func (s *Server) newH1Server(l *listener) *h1Server {
-	h := &h1Server{
-		handler:   observer{s: s, ln: l, next: handler{s: s, ln: l}},
-		ctx:       context.WithValue(context.Background(), listenerKey{}, l),
-		maxHeader: l.table.Load().maxHeaderBytes, // fixed while the listener is open
-		log:       s.log.With("listener", l.name),
-	}
+	h.handler = o
 	if m := s.metrics; m != nil {
 		active := m.connsActive.WithLabelValues(l.name)
 		total := m.connsTotal.WithLabelValues(l.name)
@@ -211,6 +196,16 @@ func (s *Server) newH1Server(l *listener) *h1Server {
 		}
 	}
 	return h
+}
+
+// newH2Server is the HTTP/2 server of client connections, with receive
+// windows large enough for uploads at speed.
+func newH2Server() *http2.Server {
+	return &http2.Server{
+		IdleTimeout:                  clientIdleTimeout,
+		MaxUploadBufferPerStream:     1 << 20,
+		MaxUploadBufferPerConnection: 4 << 20,
+	}
 }
 
 // listenerKey finds a request's listener in its context (for tunnels).

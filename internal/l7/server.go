@@ -89,12 +89,12 @@ type Server struct {
 	cancelBase context.CancelFunc
 }
 
-// listener is one open socket, its http.Server and its current table.
+// listener is one open socket, its server and its current table.
 type listener struct {
 	name  string
 	ln    net.Listener
 	conns *connLimiter // the bound on open connections (limits.go)
-	srv   httpServer
+	srv   *h1Server    // serves the connections (h1server.go)
 	table atomic.Pointer[routeTable]
 	done  chan struct{} // closed when Serve has returned
 
@@ -301,7 +301,7 @@ func (s *Server) ApplyWith(cfg *config.L7, pools map[string]*upstream.Pool, prot
 	for addr, l := range opened {
 		l.state.Store(plans[addr].state)
 		l.table.Store(tables[addr])
-		l.srv = s.newHTTPServer(l)
+		l.srv = s.newClientServer(l) // listener.go
 		next[addr] = l
 		go s.serve(l)
 		s.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
@@ -323,30 +323,6 @@ func (s *Server) ApplyWith(cfg *config.L7, pools map[string]*upstream.Pool, prot
 	return nil
 }
 
-// httpServer is what serves a listener's connections: h1Server for
-// listeners that speak only HTTP/1.x, net/http's server for those that
-// also speak HTTP/2.
-type httpServer interface {
-	Serve(net.Listener) error
-	Shutdown(context.Context) error
-	Close() error
-}
-
-func (s *Server) newHTTPServer(l *listener) httpServer {
-	if sh := l.shape; !sh.tls && !sh.h2c {
-		return s.newH1Server(l) // listener.go
-	}
-	srv := &http.Server{
-		Handler:           handler{s: s, ln: l},
-		ReadHeaderTimeout: readHeaderTimeout,
-		MaxHeaderBytes:    l.table.Load().maxHeaderBytes, // fixed while the listener is open
-		IdleTimeout:       clientIdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	s.configureHTTP(srv, l) // listener.go
-	return srv
-}
-
 func (s *Server) serve(l *listener) {
 	defer close(l.done)
 	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -365,23 +341,32 @@ func (s *Server) closeListener(ctx context.Context, l *listener) error {
 	if l.certs != nil {
 		l.certs.close()
 	}
-	if l.h2cGrace != nil {
-		// It has no listener or connection of its own: this returns at
-		// once, having told the upgraded connections to finish.
-		l.h2cGrace.Shutdown(ctx)
-	}
 	tunnelsDone := make(chan struct{})
 	go func() { l.tunnels.wg.Wait(); close(tunnelsDone) }()
-	select {
-	case <-tunnelsDone:
-	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if l.h2cGrace != nil {
+			// It has no listener or connection of its own: this returns
+			// at once, having told the upgraded connections to finish.
+			// Again on every tick: x/net tells only the connections
+			// registered so far, and one whose upgrade was under way
+			// registers after.
+			l.h2cGrace.Shutdown(ctx)
 		}
-		l.tunnels.closeAll()
-		<-tunnelsDone
+		select {
+		case <-tunnelsDone:
+			return err
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+			l.tunnels.closeAll()
+			<-tunnelsDone
+			return err
+		case <-tick.C:
+		}
 	}
-	return err
 }
 
 // Addrs returns the bound addresses of the listeners, sorted by nothing in
