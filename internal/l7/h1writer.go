@@ -73,10 +73,34 @@ func (w *h1Writer) WriteHeader(code int) {
 	}
 	w.status, w.wroteHeader = code, true
 	w.noBody = w.req.Method == http.MethodHead || code == 204 || code == 304 || code < 200
-	if v := w.hdr["Content-Length"]; len(v) == 1 {
-		if n, ok := parseContentLength([]byte(v[0])); ok {
-			w.declared = n
+	if v, ok := w.hdr["Content-Length"]; ok && len(v) > 0 {
+		w.declareLength(v)
+	}
+}
+
+// declareLength takes the handler's Content-Length values. A valid one
+// (repeated or listed identically, as a backend may send it) is kept as
+// one plain number; an invalid one is dropped, as net/http drops it.
+// Either way the response carries at most one Content-Length: written
+// as given next to the one commit adds, or next to chunking, it would
+// let the client (or a cache after it) choose the framing.
+func (w *h1Writer) declareLength(vals []string) {
+	n, ok := int64(-1), true
+	for _, v := range vals {
+		m, valid := parseContentLength([]byte(v))
+		if !valid || n >= 0 && m != n {
+			ok = false
+			break
 		}
+		n = m
+	}
+	if !ok {
+		delete(w.hdr, "Content-Length")
+		return
+	}
+	w.declared = n
+	if len(vals) != 1 || vals[0] != strconv.FormatInt(n, 10) {
+		w.hdr["Content-Length"] = []string{strconv.FormatInt(n, 10)}
 	}
 }
 
