@@ -18,13 +18,14 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// h1Server serves HTTP/1.1 on a listener's client connections. It takes the
-// place of net/http's server on listeners that speak only HTTP/1.x: one
-// goroutine per connection, no goroutine reading ahead while a request is
-// proxied, and per-connection request, header map and buffers reused from
-// one request to the next, so a keep-alive request costs the proxy its
-// system calls and little else. It hands the same handler the same
-// *http.Request and http.ResponseWriter that net/http would.
+// h1Server serves a listener's client connections. It reads HTTP/1.x
+// itself, in place of net/http's server: one goroutine per connection, no
+// goroutine reading ahead while a request is proxied, and per-connection
+// request, header map and buffers reused from one request to the next, so
+// a keep-alive request costs the proxy its system calls and little else.
+// It hands the handler the same *http.Request and http.ResponseWriter
+// that net/http would. Connections that speak HTTP/2 (ALPN h2 on TLS, the
+// h2c preface) go to golang.org/x/net/http2's ServeConn.
 //
 // The request head is parsed strictly (h1request.go): RFC 9112 framing,
 // with every ambiguity that could smuggle a request refused.

@@ -85,15 +85,14 @@ func (l *connLimiter) Close() error {
 
 // closeUnused closes the open connections on which no byte has arrived.
 //
-// http.Server.Shutdown closes idle keep-alive connections at once, but one
-// that never sent a request (StateNew) counts as busy until it is 5 s old
-// (golang/go#22682), so every drain and every Shutdown waited up to 5 s
-// for it. Clients open such connections routinely: Go's Transport, racing
-// a dial against a connection being freed, parks the dialed one unused.
-// A connection with nothing read and nothing waiting in the socket holds no
-// request, so closing it is what closing an idle keep-alive connection is.
-// Connections that read something (a TLS handshake, a PROXY header, part
-// of a request head) are left to net/http.
+// Clients open such connections routinely: Go's Transport, racing a dial
+// against a connection being freed, parks the dialed one unused. A
+// connection with nothing read and nothing waiting in the socket holds no
+// request, so closing it is what closing an idle keep-alive connection is;
+// a drain need not wait for it. This runs on the raw socket, below the TLS
+// and PROXY wrappers, where the server cannot look. Connections that read
+// something (a TLS handshake, a PROXY header, part of a request head) are
+// left to the server.
 func (l *connLimiter) closeUnused() {
 	l.mu.Lock()
 	conns := make([]*limitedConn, 0, len(l.conns))
@@ -157,7 +156,7 @@ func pending(nc net.Conn) bool {
 	}
 	waiting := true
 	var buf [1]byte
-	// Control, not Read: net/http's goroutine is blocked reading this
+	// Control, not Read: the server's goroutine may be blocked reading this
 	// connection and holds its read lock; the peek does not block.
 	err = raw.Control(func(fd uintptr) {
 		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)

@@ -79,13 +79,13 @@ func (o observer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveH2CUpgrade hands an HTTP/1.1 request asking for h2c to the x/net
 // handler, which hijacks the connection and serves HTTP/2 on it until the
-// client leaves. net/http forgets a hijacked connection, so its Shutdown
+// client leaves. The server forgets a hijacked connection, so its Shutdown
 // would neither wait for it nor close it; the listener tracks it with its
 // tunnels instead: closing the listener sends GOAWAY (h2cGrace), waits for
 // it until the drain deadline, then closes it.
 func (o observer) serveH2CUpgrade(w http.ResponseWriter, r *http.Request) {
 	t := &o.ln.tunnels
-	// Added while net/http still counts the connection as active, so
+	// Added while the server still counts the connection as active, so
 	// before closeListener can start waiting on the group.
 	t.wg.Add(1)
 	defer t.wg.Done()

@@ -21,8 +21,8 @@ type handler struct {
 }
 
 // exchange is the per-request scratch state, pooled so that a proxied
-// request allocates only what net/http hands the handler plus two objects
-// for the response header.
+// request allocates little beyond the request head the server made and two
+// objects for the response header.
 type exchange struct {
 	head responseHead
 	buf  []byte // copy buffer for bodies larger than the read buffer
@@ -331,7 +331,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Bac
 			for err == nil && x.head.status >= 100 && x.head.status < 200 && x.head.status != 101 {
 				// Interim responses (100 Continue, 103 Early Hints) are
 				// dropped: the request body was sent without waiting and
-				// net/http already answered the client's Expect.
+				// the server already answered the client's Expect.
 				n, err = readResponseHead(c.br, &x.head)
 			}
 		}
@@ -672,7 +672,7 @@ const maxChunkLine = 4 << 10
 
 var errBadChunk = errors.New("malformed chunked response body")
 
-// copyChunked decodes a chunked body onto w; net/http re-frames it for
+// copyChunked decodes a chunked body onto w, which re-frames it for
 // the client. Trailer fields are passed on as http.TrailerPrefix headers.
 func copyChunked(w http.ResponseWriter, br *bufio.Reader, x *exchange) error {
 	for {

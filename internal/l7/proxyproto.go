@@ -33,7 +33,7 @@ func newProxyPolicy(pc *config.ProxyProtocol) (*proxyPolicy, error) {
 // proxyListener accepts PROXY protocol v1 and v2 headers. A connection
 // from an allowed source must start with one, within the timeout; from
 // any other source a header is refused (the connection fails on its first
-// read and net/http closes it), so a client cannot claim another address.
+// read and the server closes it), so a client cannot claim another address.
 // The header is read on the connection's own goroutine, never in Accept,
 // so a slow sender holds up nobody else.
 type proxyListener struct {

@@ -12,7 +12,7 @@ import (
 )
 
 // tunnels tracks upgraded connections (WebSocket and the like). They are
-// hijacked from net/http, whose Shutdown no longer sees them, so the
+// hijacked from the server, whose Shutdown no longer sees them, so the
 // Server waits for and, at its deadline, closes them itself. Apply leaves
 // them alone: a config reload does not cut a WebSocket.
 type tunnels struct {
@@ -121,7 +121,7 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, rt *route, snap 
 	}
 	s.succeed(b)
 
-	// Counted before the hijack, while net/http still sees the request
+	// Counted before the hijack, while the server still sees the request
 	// as active, so that Shutdown cannot miss the tunnel.
 	s.tunnels.wg.Add(1)
 	defer s.tunnels.wg.Done()
@@ -152,7 +152,7 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, rt *route, snap 
 	}
 	up := c.nc
 	// Bytes the client sent after its request head are already in
-	// net/http's buffer; they belong to the new protocol.
+	// the server's read buffer; they belong to the new protocol.
 	if n := cbuf.Reader.Buffered(); n > 0 {
 		p, _ := cbuf.Reader.Peek(n)
 		if _, err := up.Write(p); err != nil {
