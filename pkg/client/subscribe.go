@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -27,6 +28,10 @@ type subscription struct {
 	ready   chan struct{} // closed at the first answer (from a server or the cache)
 	once    sync.Once
 
+	// deliver orders the calls of fns: a subscriber's first call (the
+	// answer known when it subscribed) and every later one reach it in
+	// the order the answers came, never an older one after a newer.
+	deliver   sync.Mutex
 	mu        sync.Mutex
 	instances []Instance
 	fns       []func([]Instance)
@@ -70,6 +75,8 @@ func (s *subscription) update(ins []Instance) {
 	for _, in := range ins {
 		specs = append(specs, upstream.Spec{Name: in.Addr(), Addr: in.Addr(), Weight: weightOf(in.Weight), Zone: in.Cluster, Tags: in.Metadata})
 	}
+	s.deliver.Lock()
+	defer s.deliver.Unlock()
 	s.pool.Update(specs)
 	s.mu.Lock()
 	s.instances = ins
@@ -128,12 +135,15 @@ func (c *Client) follow(ctx context.Context, s *subscription) {
 }
 
 // Subscribe calls fn with the service's instances now (once known) and
-// after every change, until Close.
+// after every change, until Close, one call at a time and in the order
+// the answers came. fn must not call Subscribe for the same service.
 func (c *Client) Subscribe(service string, fn func([]Instance)) error {
 	s, err := c.subscription(service)
 	if err != nil {
 		return err
 	}
+	s.deliver.Lock()
+	defer s.deliver.Unlock()
 	s.mu.Lock()
 	s.fns = append(s.fns, fn)
 	cur, known := s.instances, s.instances != nil
@@ -226,6 +236,8 @@ func (c *Client) writeCache(service string, ins []Instance) {
 		c.log.Warn("registry client: cache", "err", err)
 		return
 	}
+	// Sorted for a stable file, on a copy: ins is what subscribers got.
+	ins = slices.Clone(ins)
 	sort.Slice(ins, func(i, j int) bool { return ins[i].Addr() < ins[j].Addr() })
 	b, _ := json.Marshal(ins)
 	tmp := p + ".tmp"
