@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // h1Body is a request body read from the client connection: a length or
@@ -23,6 +24,30 @@ type h1Body struct {
 	// expect is set when the client waits for 100 Continue before it
 	// sends the body; the first Read sends it.
 	expect bool
+	// deadline is the read deadline last set on the connection.
+	deadline time.Time
+}
+
+// clientBodyTimeout bounds the client's silence while its body is read,
+// as nginx's client_body_timeout (60 s) does. The backend's timeout does
+// not cover a read from the client, so without it a client that stops in
+// the middle of its body holds its connection, the handler and a backend
+// connection for good. A variable for tests.
+var clientBodyTimeout = 60 * time.Second
+
+// arm sets the connection's read deadline before a read that may wait for
+// the client, as rarely as it can: when the one set before is less than
+// half the timeout away.
+func (b *h1Body) arm() {
+	if b.c.nc == nil || b.c.br.Buffered() > 0 {
+		return
+	}
+	now := time.Now()
+	if b.deadline.Sub(now) >= clientBodyTimeout/2 {
+		return
+	}
+	b.deadline = now.Add(clientBodyTimeout)
+	b.c.nc.SetReadDeadline(b.deadline)
 }
 
 var errBodyClosed = errors.New("http: read on a request body after its handler returned")
@@ -56,6 +81,7 @@ func (b *h1Body) read(p []byte) (int, error) {
 		if int64(len(p)) > b.left {
 			p = p[:b.left]
 		}
+		b.arm()
 		n, err := b.c.br.Read(p)
 		b.left -= int64(n)
 		if b.left == 0 {
@@ -87,6 +113,7 @@ func (b *h1Body) read(p []byte) (int, error) {
 	if int64(len(p)) > b.left {
 		p = p[:b.left]
 	}
+	b.arm()
 	n, err := b.c.br.Read(p)
 	b.left -= int64(n)
 	if b.left == 0 {
@@ -110,6 +137,7 @@ var errBadRequestChunk = errors.New("malformed chunked request body")
 // chunkLine reads one line of a chunked body, which must end in CRLF: a
 // bare LF is how one parser's chunk becomes another's request.
 func (b *h1Body) chunkLine() ([]byte, error) {
+	b.arm()
 	line, err := b.c.br.ReadSlice('\n')
 	if err != nil {
 		if err == io.EOF {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // headError is a request that is refused before the handler sees it, with
@@ -238,7 +240,14 @@ func (h *requestHead) build(c *h1Conn) error {
 	r := c.req
 	r.Method = methodString(method, all[ls:ls+sp1])
 	r.RequestURI = all[ls+sp1+1 : ls+sp2]
-	if err := c.url.parse(r.RequestURI); err != nil {
+	parse := c.url.parse
+	if r.Method == http.MethodConnect && r.RequestURI[0] != '/' {
+		// CONNECT's authority form (RFC 9112 §3.2.3) is a host and port,
+		// read as net/http reads it; as a URI, "host:443" would be scheme
+		// "host" with opaque "443", and the Host header would win.
+		parse = c.url.parseAuthority
+	}
+	if err := parse(r.RequestURI); err != nil {
 		return badRequest("invalid request target")
 	}
 	r.URL = &c.url.u
@@ -268,6 +277,12 @@ func (h *requestHead) build(c *h1Conn) error {
 	}
 	if c.url.u.Host != "" {
 		r.Host = c.url.u.Host // absolute form wins over Host (RFC 9112 §3.2.2)
+	}
+	if !httpguts.ValidHostHeader(r.Host) {
+		// As net/http's server refuses it (and nginx): a Host with a
+		// space, a slash or a quote is no host, and passed on it would
+		// reach routing, logs and the backend's own URL building.
+		return badRequest("invalid Host")
 	}
 	r.Header = hdr
 	r.Close = h.close
@@ -314,14 +329,19 @@ func methodString(m []byte, fallback string) string {
 	return fallback
 }
 
-// parse sets u from a request target. The origin form without escapes,
-// nearly every request, is split by hand; anything else goes through
-// url.ParseRequestURI.
+// parse sets u from a request target. The origin form whose path has
+// only bytes that net/url neither unescapes nor escapes, nearly every
+// request, is split by hand; anything else goes through
+// url.ParseRequestURI, so that Path, RawPath (kept when the path as sent
+// differs from its escaping, as with "!" or "(") and ForceQuery (a
+// target ending in "?") are what net/http would set.
 func (s *urlScratch) parse(target string) error {
-	if target[0] == '/' && strings.IndexByte(target, '%') < 0 && strings.IndexByte(target, '#') < 0 {
-		path, query, _ := strings.Cut(target, "?")
-		s.u = url.URL{Path: path, RawQuery: query}
-		return nil
+	if target[0] == '/' {
+		path, query, hasQuery := strings.Cut(target, "?")
+		if plainPath(path) && (!hasQuery || query != "") {
+			s.u = url.URL{Path: path, RawQuery: query}
+			return nil
+		}
 	}
 	if target == "*" {
 		s.u = url.URL{Path: "*"}
@@ -331,6 +351,45 @@ func (s *urlScratch) parse(target string) error {
 	if err != nil {
 		return err
 	}
+	s.u = *u
+	return nil
+}
+
+// plainPath reports whether every byte of p is one that url.URL's
+// EscapedPath leaves as it is: unreserved characters, and the reserved
+// ones net/url allows in a path.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if !plainPathTable[p[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var plainPathTable = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
+
+// parseAuthority sets u from the authority form of a CONNECT target.
+func (s *urlScratch) parseAuthority(target string) error {
+	u, err := url.ParseRequestURI("http://" + target)
+	if err != nil {
+		return err
+	}
+	u.Scheme = ""
 	s.u = *u
 	return nil
 }

@@ -395,6 +395,9 @@ func TestH1Refused(t *testing.T) {
 		{desc: "method with a separator", raw: "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
 		{desc: "garbage", raw: "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", status: 400},
 		{desc: "bare CR in a value", raw: "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", status: 400},
+		{desc: "space in Host", raw: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", status: 400},
+		{desc: "slash in Host", raw: "GET / HTTP/1.1\r\nHost: a/../b\r\n\r\n", status: 400},
+		{desc: "quote in Host", raw: "GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n", status: 400},
 		{desc: "NUL in a value", raw: "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x00c\r\n\r\n", status: 400},
 		{desc: "DEL in a value", raw: "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x7fc\r\n\r\n", status: 400},
 		{desc: "NUL in a name", raw: "GET / HTTP/1.1\r\nHost: a\r\nX-\x00A: b\r\n\r\n", status: 400},
@@ -954,5 +957,40 @@ func TestH1BackendFraming(t *testing.T) {
 				t.Fatalf("Content-Length %q, Transfer-Encoding %q: want one Content-Length: 3000", cl, r.TransferEncoding)
 			}
 		})
+	}
+}
+
+// TestH1StalledBody checks that a client that stops sending in the middle
+// of its body, without closing, is not waited for without bound: nginx
+// gives up after client_body_timeout; strata bounds the silence
+// by clientBodyTimeout (h1body.go), made short here.
+func TestH1StalledBody(t *testing.T) {
+	old := clientBodyTimeout
+	clientBodyTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { clientBodyTimeout = old })
+	_, addr, _ := startH1Proxy(t, Options{}, config.Listener{})
+	for _, head := range []string{"Content-Length: 1000\r\n\r\n0123456789", "Transfer-Encoding: chunked\r\n\r\n3e8\r\n0123456789"} {
+		rc := dialRaw(t, addr)
+		rc.send("POST /echo HTTP/1.1\r\nHost: a\r\n" + head)
+		rc.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, err := io.Copy(io.Discard, rc.br)
+		if err != nil && !isReset(err) {
+			t.Fatalf("%q: connection still open 3 s after the client stalled, with a 300 ms body timeout: %v", head, err)
+		}
+	}
+
+	// A handler that answers without reading: the rest of the body is read
+	// to keep the connection, but not waited for without bound either.
+	addr = startH1(t, 8<<10, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "unread")
+	}))
+	rc := dialRaw(t, addr)
+	rc.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n0123456789")
+	if r := rc.read("POST"); string(r.body) != "unread" {
+		t.Fatalf("response %q", r.body)
+	}
+	rc.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.Copy(io.Discard, rc.br); err != nil && !isReset(err) {
+		t.Fatalf("connection still open 3 s after the client stalled in an unread body: %v", err)
 	}
 }
