@@ -101,21 +101,44 @@ func (s *Server) resolveRouteMetrics(listener string, t *routeTable) {
 	if s.metrics == nil || t == nil {
 		return
 	}
-	set := func(g *hostGroup) {
+	t.eachRoute(func(rt *route) { rt.metrics = s.metrics.forRoute(listener, rt.name) })
+}
+
+// retainRouteMetrics drops the series of routes the tables (by listen
+// address, with names the listeners' names) no longer have.
+func (s *Server) retainRouteMetrics(tables map[string]*routeTable, names map[string]string) {
+	if s.metrics == nil {
+		return
+	}
+	keep := map[routeKey]struct{}{}
+	for addr, t := range tables {
+		name := names[addr]
+		keep[routeKey{name, ""}] = struct{}{} // requests no route matched
+		t.eachRoute(func(rt *route) { keep[routeKey{name, rt.name}] = struct{}{} })
+	}
+	s.metrics.retainRoutes(keep)
+}
+
+// eachRoute calls fn with every route of t.
+func (t *routeTable) eachRoute(fn func(*route)) {
+	if t == nil {
+		return
+	}
+	each := func(g *hostGroup) {
 		if g == nil {
 			return
 		}
 		for _, rt := range g.routes {
-			rt.metrics = s.metrics.forRoute(listener, rt.name)
+			fn(rt)
 		}
 	}
 	for _, g := range t.exact {
-		set(g)
+		each(g)
 	}
 	for _, w := range t.wild {
-		set(w.group)
+		each(w.group)
 	}
-	set(t.any)
+	each(t.any)
 }
 
 // wrapListener adds PROXY protocol and TLS to a freshly opened socket, in

@@ -31,7 +31,12 @@ type metrics struct {
 
 	mu       sync.Mutex
 	backends atomic.Pointer[map[*upstream.Stats]*backendMetrics]
+	// routes are the (listener, route) pairs that have series, so that a
+	// reload can delete those of routes it removed (under mu).
+	routes map[routeKey]struct{}
 }
+
+type routeKey struct{ listener, route string }
 
 // statusClasses are the label values of the code label, by status/100.
 var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -105,6 +110,12 @@ type routeMetrics struct {
 }
 
 func (m *metrics) forRoute(listener, route string) *routeMetrics {
+	m.mu.Lock()
+	if m.routes == nil {
+		m.routes = map[routeKey]struct{}{}
+	}
+	m.routes[routeKey{listener, route}] = struct{}{}
+	m.mu.Unlock()
 	rm := &routeMetrics{
 		name:     route,
 		duration: m.routeDuration.WithLabelValues(listener, route),
@@ -114,6 +125,26 @@ func (m *metrics) forRoute(listener, route string) *routeMetrics {
 		rm.requests[i] = m.routeRequests.WithLabelValues(listener, route, c)
 	}
 	return rm
+}
+
+// retainRoutes deletes the series of every route not in keep, once a
+// reload has removed it, so that /metrics does not list old routes
+// forever. Requests still in flight on a removed route count into series
+// no longer exported; a route that comes back starts again from zero,
+// which Prometheus reads as a counter reset.
+func (m *metrics) retainRoutes(keep map[routeKey]struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.routes {
+		if _, ok := keep[k]; ok {
+			continue
+		}
+		l := prometheus.Labels{"listener": k.listener, "route": k.route}
+		m.routeRequests.DeletePartialMatch(l)
+		m.routeDuration.Delete(l)
+		m.routeRetries.Delete(l)
+		delete(m.routes, k)
+	}
 }
 
 // backendMetrics are one backend's resolved series.

@@ -399,6 +399,48 @@ func TestAccessLogAndMetrics(t *testing.T) {
 	if !strings.Contains(lines[3], `"status":404`) {
 		t.Errorf("unrouted line = %s", lines[3])
 	}
+
+	// A reload that renames the route deletes the old route's series and
+	// keeps the listener's own.
+	cfg.Listeners[0].Routes[0].Name = "api2"
+	if err := s.Apply(cfg, pools); err != nil {
+		t.Fatal(err)
+	}
+	get(t, http.DefaultClient, url+"/api/a", "")
+	if hasSeries(t, reg, "strata_l7_requests_total", map[string]string{"route": "api"}) ||
+		hasSeries(t, reg, "strata_l7_request_duration_seconds", map[string]string{"route": "api"}) {
+		t.Error("the removed route's series are still exported")
+	}
+	if got := metricValue(t, reg, "strata_l7_requests_total", map[string]string{"route": "api2", "code": "2xx"}); got != 1 {
+		t.Errorf("renamed route 2xx = %g, want 1", got)
+	}
+	if !hasSeries(t, reg, "strata_l7_requests_total", map[string]string{"listener": "web", "route": ""}) {
+		t.Error("the listener's unrouted series went with the old route")
+	}
+}
+
+// hasSeries reports whether reg exports a series of name with labels.
+func hasSeries(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) bool {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return true
+		}
+	}
+	return false
 }
 
 func TestRemovedListenerDrainsTunnels(t *testing.T) {

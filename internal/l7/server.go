@@ -320,6 +320,7 @@ func (s *Server) ApplyWith(cfg *config.L7, pools map[string]*upstream.Pool, prot
 		}()
 	}
 	s.listeners = next
+	s.retainRouteMetrics(tables, names) // listener.go
 	return nil
 }
 
