@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -107,6 +108,7 @@ func (c *Client) follow(ctx context.Context, s *subscription) {
 	var index uint64
 	first := true
 	backoff := 100 * time.Millisecond
+	failures := 0
 	for ctx.Err() == nil {
 		if !first {
 			q.Set("index", strconv.FormatUint(index, 10))
@@ -116,7 +118,15 @@ func (c *Client) follow(ctx context.Context, s *subscription) {
 			if ctx.Err() != nil {
 				return
 			}
-			c.log.Warn("registry client: following service", "service", s.service, "err", err)
+			// One failure is often a registry still starting (in the
+			// same process, say) and is retried in 100ms; a failure
+			// that lasts is worth a warning.
+			failures++
+			level := slog.LevelWarn
+			if failures == 1 {
+				level = slog.LevelDebug
+			}
+			c.log.Log(ctx, level, "registry client: following service", "service", s.service, "err", err, "attempt", failures)
 			select {
 			case <-ctx.Done():
 				return
@@ -125,7 +135,7 @@ func (c *Client) follow(ctx context.Context, s *subscription) {
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		backoff, failures = 100*time.Millisecond, 0
 		if first || a.Index != index {
 			s.update(a.Instances)
 			c.writeCache(s.service, a.Instances)
