@@ -70,9 +70,10 @@ func (b *h1Body) read(p []byte) (int, error) {
 	}
 	if b.expect {
 		b.expect = false
-		bw := b.c.bw
-		bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-		if err := bw.Flush(); err != nil {
+		if err := b.c.w.sendContinue(); err != nil {
+			// Also when the response went out first: the client was
+			// never asked for the body, so waiting for it would wait
+			// for ever.
 			b.err = err
 			return 0, err
 		}
@@ -201,7 +202,16 @@ func (b *h1Body) trailers() error {
 // connection is positioned at the next request. A client still waiting
 // for 100 Continue sent nothing, so nothing is read.
 func (b *h1Body) close() bool {
-	b.mu.Lock()
+	if !b.mu.TryLock() {
+		// Another goroutine (an HTTP/2 upstream's body writer) is in a
+		// read that may wait for the client: cut it short. The
+		// connection's position is then unknown, so it is not kept.
+		b.c.nc.SetReadDeadline(time.Now())
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.closed = true
+		return false
+	}
 	defer b.mu.Unlock()
 	if b.closed {
 		return false

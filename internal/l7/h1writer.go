@@ -2,11 +2,13 @@ package l7
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -25,6 +27,13 @@ type h1Writer struct {
 	c   *h1Conn
 	hdr http.Header
 	req *http.Request
+
+	// headMu orders the heads written to the connection: the final head
+	// (commit), interim ones, and the 100 Continue a request body's first
+	// read sends, which may come from another goroutine (an HTTP/2
+	// upstream reads the body while the handler writes the response).
+	// committed is written under it.
+	headMu sync.Mutex
 
 	status      int
 	wroteHeader bool // the status is fixed
@@ -63,6 +72,8 @@ func (w *h1Writer) WriteHeader(code int) {
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		// An interim response goes out at once, with the fields set so
 		// far (103 Early Hints carries Link); the final one follows.
+		w.headMu.Lock()
+		defer w.headMu.Unlock()
 		w.writeStatusLine(code)
 		w.writeFields(code)
 		w.c.bw.WriteString("\r\n")
@@ -230,10 +241,30 @@ func (w *h1Writer) finish() bool {
 	return !w.failed
 }
 
+// errNoContinue is a body read after the response went out to a client
+// that waits for 100 Continue: it will not send the body now.
+var errNoContinue = errors.New("request body not sent: the response went out before 100 Continue")
+
+// sendContinue answers Expect: 100-continue when the body is first read,
+// unless the final head went out already (a handler that answered without
+// reading): a 100 after it would be read as the next response.
+func (w *h1Writer) sendContinue() error {
+	w.headMu.Lock()
+	defer w.headMu.Unlock()
+	if w.committed {
+		return errNoContinue
+	}
+	bw := w.c.bw
+	bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	return bw.Flush()
+}
+
 // commit writes the head, then the body held so far. final says the
 // handler has returned, so a body of unknown length is all in pending and
 // gets a Content-Length.
 func (w *h1Writer) commit(final bool) {
+	w.headMu.Lock()
+	defer w.headMu.Unlock()
 	w.committed = true
 	bw := w.c.bw
 	w.writeStatusLine(w.status)

@@ -474,3 +474,61 @@ func TestRemovedListenerDrainsTunnels(t *testing.T) {
 		t.Errorf("tunnel cut after %v, want about the 300ms drain timeout", d)
 	}
 }
+
+// TestExpectContinueToH2CBackend: with an HTTP/2 backend the request body
+// is read by the transport's goroutine while the handler writes the
+// response. A backend that answers without reading the body must leave the
+// client a final response and never a 100 Continue after it; a client that
+// got its 100 sends the body, as curl does, and one that got the final
+// response first sends nothing and must not hold the server up.
+func TestExpectContinueToH2CBackend(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden) // no read of the body
+		io.WriteString(w, "no")
+	})}
+	be.Protocols = new(http.Protocols)
+	be.Protocols.SetUnencryptedHTTP2(true)
+	go be.Serve(ln)
+	t.Cleanup(func() { be.Close() })
+	pools := map[string]*upstream.Pool{"p": newPool(t, "p", ln.Addr().String())}
+	s := NewServer(Options{Logger: quietLogger()})
+	t.Cleanup(func() { shutdown(t, s) })
+	cfg := &config.L7{Listeners: []config.Listener{{Listen: "127.0.0.1:0", Routes: []config.Route{{Pool: "p"}}}}}
+	if err := s.ApplyWith(cfg, pools, map[string]string{"p": "h2c"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		c, err := net.Dial("tcp", s.Addrs()[0].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err == nil && resp.StatusCode == http.StatusContinue {
+			io.WriteString(c, "hello")
+			resp, err = http.ReadResponse(br, nil)
+		}
+		if err != nil {
+			c.Close()
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusForbidden || string(body) != "no" {
+			t.Fatalf("request %d: %d %q, want the backend's 403", i, resp.StatusCode, body)
+		}
+		// Whatever follows the final response must not be another head,
+		// and the server closes the connection as asked, without
+		// waiting for a body the client was not asked for.
+		rest, err := io.ReadAll(br)
+		c.Close()
+		if len(rest) > 0 || err != nil {
+			t.Fatalf("request %d: %q, %v after the final response, want the close", i, rest, err)
+		}
+	}
+}
