@@ -240,14 +240,17 @@ func (h *requestHead) build(c *h1Conn) error {
 	r := c.req
 	r.Method = methodString(method, all[ls:ls+sp1])
 	r.RequestURI = all[ls+sp1+1 : ls+sp2]
-	parse := c.url.parse
-	if r.Method == http.MethodConnect && r.RequestURI[0] != '/' {
-		// CONNECT's authority form (RFC 9112 §3.2.3) is a host and port,
-		// read as net/http reads it; as a URI, "host:443" would be scheme
-		// "host" with opaque "443", and the Host header would win.
-		parse = c.url.parseAuthority
+	if r.Method == http.MethodConnect {
+		// A reverse proxy opens no tunnels to where a client names:
+		// CONNECT would make it an open forward proxy.
+		return &headError{status: http.StatusNotImplemented, msg: "CONNECT is not supported"}
 	}
-	if err := parse(r.RequestURI); err != nil {
+	if err := c.url.parse(r.RequestURI); err != nil {
+		return badRequest("invalid request target")
+	}
+	if u := &c.url.u; u.Opaque != "" || u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https" {
+		// The absolute form is for http and https URIs (RFC 9112
+		// §3.2.2); "foo:/admin" is no request for this server.
 		return badRequest("invalid request target")
 	}
 	r.URL = &c.url.u
@@ -382,17 +385,6 @@ var plainPathTable = func() (t [256]bool) {
 	}
 	return t
 }()
-
-// parseAuthority sets u from the authority form of a CONNECT target.
-func (s *urlScratch) parseAuthority(target string) error {
-	u, err := url.ParseRequestURI("http://" + target)
-	if err != nil {
-		return err
-	}
-	u.Scheme = ""
-	s.u = *u
-	return nil
-}
 
 // clearRequest drops what the request referenced, so that a connection
 // waiting for its next request pins nothing of the last one.
