@@ -98,7 +98,10 @@ func (w *h1Writer) WriteHeader(code int) {
 func (w *h1Writer) declareLength(vals []string) {
 	n, ok := int64(-1), true
 	for _, v := range vals {
-		m, valid := parseContentLength([]byte(v))
+		m, valid := plainLength(v)
+		if !valid {
+			m, valid = parseContentLength([]byte(v))
+		}
 		if !valid || n >= 0 && m != n {
 			ok = false
 			break
@@ -113,6 +116,23 @@ func (w *h1Writer) declareLength(vals []string) {
 	if len(vals) != 1 || vals[0] != strconv.FormatInt(n, 10) {
 		w.hdr["Content-Length"] = []string{strconv.FormatInt(n, 10)}
 	}
+}
+
+// plainLength parses the usual Content-Length, 1 to 18 digits, without
+// the copy parseContentLength's []byte would cost.
+func plainLength(v string) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 func (w *h1Writer) Write(p []byte) (int, error) {
