@@ -322,7 +322,7 @@ type load struct {
 	failed  int
 	errs    []string
 	from    time.Time
-	answers map[string]int // since from
+	answers map[string]int // of the requests sent since from
 	quit    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -344,15 +344,19 @@ func startLoad(addr string, every time.Duration, max int, limit time.Duration) *
 				return
 			case <-tick.C:
 			}
+			began := time.Now()
 			who, err := get1(client, "http://"+addr+"/")
 			l.mu.Lock()
 			l.sent++
-			if err != nil {
+			switch {
+			case err != nil:
 				l.failed++
 				if len(l.errs) < 10 {
 					l.errs = append(l.errs, err.Error())
 				}
-			} else {
+			case !began.Before(l.from):
+				// A request sent before since() was called is not one
+				// of those it asks about, even if it is answered after.
 				l.answers[who]++
 			}
 			l.mu.Unlock()
