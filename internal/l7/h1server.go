@@ -91,9 +91,12 @@ var (
 	h1WriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, h1WriteBuf) }}
 )
 
-// Serve accepts connections until the listener is closed. It returns
-// http.ErrServerClosed after Shutdown or Close.
+// Serve accepts connections until the listener is closed, and closes it
+// when it returns. It returns http.ErrServerClosed after Shutdown or
+// Close, also when they came first (a listener removed by a reload right
+// after it was opened).
 func (s *h1Server) Serve(ln net.Listener) error {
+	defer ln.Close()
 	s.mu.Lock()
 	if s.shutdown.Load() {
 		s.mu.Unlock()

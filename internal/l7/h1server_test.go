@@ -997,3 +997,26 @@ func TestH1StalledBody(t *testing.T) {
 		t.Fatalf("connection still open 3 s after the client stalled in an unread body: %v", err)
 	}
 }
+
+// TestH1ShutdownBeforeServe: a listener removed by a reload right after it
+// was opened may be shut down before its Serve goroutine runs; Serve must
+// then close the socket rather than leave the kernel accepting for nobody.
+func TestH1ShutdownBeforeServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &h1Server{handler: http.NotFoundHandler(), ctx: context.Background(), maxHeader: 4096, log: quietLogger()}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(ln); err != http.ErrServerClosed {
+		t.Fatalf("Serve after Shutdown = %v, want http.ErrServerClosed", err)
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the listener still accepts after Serve returned")
+	}
+}
