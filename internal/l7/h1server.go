@@ -70,6 +70,8 @@ type h1Conn struct {
 	remote string
 
 	tls  *tls.ConnectionState // nil on plaintext
+	// sendDeadline is the write deadline last set (sendWriter).
+	sendDeadline time.Time
 	req  *http.Request        // reused: every field but its context is reset per request
 	hdr  http.Header
 	url  urlScratch
@@ -261,7 +263,7 @@ func (c *h1Conn) serve() {
 	c.br = h1ReaderPool.Get().(*bufio.Reader)
 	c.br.Reset(c.nc)
 	c.bw = h1WriterPool.Get().(*bufio.Writer)
-	c.bw.Reset(c.nc)
+	c.bw.Reset(sendWriter{c})
 	if c.s.h2c && c.tls == nil && c.priorKnowledge() {
 		c.serveH2(bufferedConn{Conn: c.nc, r: c.br})
 		// The HTTP/2 server's reader may still be in c.br as ServeConn
@@ -327,6 +329,28 @@ type bufferedConn struct {
 
 func (b bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
+// clientSendTimeout bounds how long a client may leave the response
+// unread: a write to it that makes no progress for this long fails, as
+// nginx's send_timeout (60 s) makes it. Without it a client that stops
+// reading holds its connection, the handler and a backend connection for
+// good. A variable for tests.
+var clientSendTimeout = 60 * time.Second
+
+// sendWriter is what the connection's write buffer writes to: the
+// connection, with a write deadline renewed when less than half of it is
+// left, so a long download is never cut while it moves and a timer is
+// touched at most every half timeout.
+type sendWriter struct{ c *h1Conn }
+
+func (w sendWriter) Write(p []byte) (int, error) {
+	c := w.c
+	if now := time.Now(); c.sendDeadline.Sub(now) < clientSendTimeout/2 {
+		c.sendDeadline = now.Add(clientSendTimeout)
+		c.nc.SetWriteDeadline(c.sendDeadline)
+	}
+	return c.nc.Write(p)
+}
+
 // release returns the buffers to their pools.
 func (c *h1Conn) release() {
 	if c.br != nil {
@@ -371,8 +395,8 @@ func (c *h1Conn) readRequest() (bool, error) {
 		return false, err
 	}
 	if c.head.body != bodyNone {
-		// The body has no deadline of its own, as with net/http's
-		// ReadTimeout of 0; the backend side bounds silence.
+		// The body's reads set their own deadline (clientBodyTimeout,
+		// h1body.go), which the head's must not cut short.
 		c.nc.SetReadDeadline(time.Time{})
 	}
 	return true, nil
@@ -385,7 +409,8 @@ func (c *h1Conn) refuse(err error) {
 	if !errors.As(err, &he) {
 		return
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.sendDeadline = time.Now().Add(time.Second)
+	c.nc.SetWriteDeadline(c.sendDeadline)
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 		he.status, http.StatusText(he.status), len(he.msg)+1, he.msg+"\n")
 	c.bw.Flush()

@@ -1020,3 +1020,34 @@ func TestH1ShutdownBeforeServe(t *testing.T) {
 		t.Fatal("the listener still accepts after Serve returned")
 	}
 }
+
+// TestH1StalledReader: a client that asks for a large response and stops
+// reading it, without closing, is given up on after clientSendTimeout
+// (nginx's send_timeout), made short here, so it does not hold the
+// handler and a backend connection for good.
+func TestH1StalledReader(t *testing.T) {
+	old := clientSendTimeout
+	clientSendTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { clientSendTimeout = old })
+	done := make(chan error, 1)
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(256<<20))
+		chunk := make([]byte, 1<<20)
+		var err error
+		for i := 0; i < 256 && err == nil; i++ {
+			_, err = w.Write(chunk)
+		}
+		done <- err
+	}))
+	_, url := startProxy(t, Options{}, []config.Route{{Pool: "p"}}, map[string]*upstream.Pool{"p": newPool(t, "p", be.addr)})
+	rc := dialRaw(t, strings.TrimPrefix(url, "http://"))
+	rc.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n") // and never read
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the backend wrote 256 MiB to a client that read none of it")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend is still writing 10 s after the client stopped reading, with a 300 ms send timeout")
+	}
+}

@@ -222,12 +222,13 @@ func (w *h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrHijacked
 	}
 	c := w.c
-	if w.committed {
-		if err := c.bw.Flush(); err != nil {
-			return nil, nil, err
-		}
+	if err := c.bw.Flush(); err != nil {
+		return nil, nil, err
 	}
 	w.hijacked = true
+	// The new owner sets its own deadlines: the buffer now writes to the
+	// connection itself, not through sendWriter's.
+	c.bw.Reset(c.nc)
 	c.nc.SetDeadline(time.Time{})
 	c.state.Store(h1Closed)
 	c.s.untrack(c)
