@@ -69,9 +69,10 @@ type h1Conn struct {
 	state  atomic.Int32
 	remote string
 
-	tls  *tls.ConnectionState // nil on plaintext
 	// sendDeadline is the write deadline last set (sendWriter).
 	sendDeadline time.Time
+
+	tls  *tls.ConnectionState // nil on plaintext
 	req  *http.Request        // reused: every field but its context is reset per request
 	hdr  http.Header
 	url  urlScratch
