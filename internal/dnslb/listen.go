@@ -42,6 +42,28 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 	return serr
 }
 
+// udpRecvBuffer is the receive buffer each UDP socket asks for. The
+// kernel's default (rmem_default, 208 KiB here) holds a few hundred
+// queries: a burst that arrives while the socket's reader is off the CPU
+// overflows it and the queries are lost (RcvbufErrors), as Unbound's and
+// NSD's so-rcvbuf settings exist to prevent.
+const udpRecvBuffer = 4 << 20
+
+// growRecvBuffer raises u's receive buffer to udpRecvBuffer: past the
+// rmem_max limit when the process may (SO_RCVBUFFORCE, CAP_NET_ADMIN),
+// else as far as rmem_max allows. A failure leaves the default.
+func growRecvBuffer(u *net.UDPConn) {
+	rc, err := u.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, udpRecvBuffer) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, udpRecvBuffer)
+		}
+	})
+}
+
 // listen binds addr. With port 0 the UDP sockets and the TCP listener
 // share the one port the kernel chose, retrying if TCP finds it taken.
 func (s *Server) listen(addr string, sockets int) (*listener, error) {
@@ -86,6 +108,7 @@ func (s *Server) listenOnce(addr string, sockets int) (*listener, error) {
 			return fail(err)
 		}
 		u := pc.(*net.UDPConn)
+		growRecvBuffer(u)
 		l.udp = append(l.udp, u)
 		// Later sockets join the port the first one got.
 		bind = u.LocalAddr().String()

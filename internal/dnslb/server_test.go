@@ -5,10 +5,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-lb/strata/internal/config"
 )
@@ -209,5 +211,41 @@ func TestTCPBounds(t *testing.T) {
 	start := time.Now()
 	if _, err := conns[0].Read(make([]byte, 1)); err == nil || time.Since(start) > 1500*time.Millisecond {
 		t.Errorf("idle connection: err %v after %s, want closed by the server within the idle timeout", err, time.Since(start))
+	}
+}
+
+// TestUDPReceiveBuffer: every UDP socket asks for a receive buffer of
+// udpRecvBuffer, so a burst that arrives while its reader is off the CPU
+// is queued, not dropped. As root (CI) SO_RCVBUFFORCE gets it whatever
+// rmem_max says; otherwise the kernel caps it at rmem_max.
+func TestUDPReceiveBuffer(t *testing.T) {
+	s, _ := startServer(t, baseConfig(), nil)
+	s.mu.Lock()
+	var socks []*net.UDPConn
+	for _, l := range s.listeners {
+		socks = append(socks, l.udp...)
+	}
+	s.mu.Unlock()
+	if len(socks) == 0 {
+		t.Fatal("no UDP sockets")
+	}
+	for _, u := range socks {
+		rc, err := u.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		var gerr error
+		rc.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
+		if gerr != nil {
+			t.Fatal(gerr)
+		}
+		// The kernel reports twice what was set (it counts its overhead).
+		if os.Geteuid() == 0 && got < 2*udpRecvBuffer {
+			t.Errorf("receive buffer %d bytes as root, want %d", got, 2*udpRecvBuffer)
+		}
+		if got <= 0 {
+			t.Errorf("receive buffer %d", got)
+		}
 	}
 }
