@@ -239,6 +239,9 @@ func (w *h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // whether the response went out whole, framed so that the connection can
 // carry another request.
 func (w *h1Writer) finish() bool {
+	if w.failed && !w.committed {
+		return false // the client is gone: nothing to send it
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}

@@ -170,6 +170,14 @@ func noteRoute(w http.ResponseWriter, rt *route) {
 	}
 }
 
+// noteStatus records a status for a request that got no response, as
+// nginx logs 499 for a client that left first.
+func noteStatus(w http.ResponseWriter, code int) {
+	if rec, ok := w.(*recorder); ok && rec.status == 0 {
+		rec.status = code
+	}
+}
+
 // noteBackend tells the recorder which backend an attempt goes to; every
 // attempt after the first is a retry.
 func noteBackend(w http.ResponseWriter, b *upstream.Backend) {

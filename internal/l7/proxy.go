@@ -326,6 +326,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, b *upstream.Bac
 			c.deadline = time.Now().Add(firstByte)
 			err = c.nc.SetDeadline(c.deadline)
 		}
+		if err == nil && awaitHead(w, c) == errClientLeft {
+			// The client left while the backend was thinking: the
+			// backend sees its connection close, as nginx does it (499).
+			c.close()
+			noteStatus(w, statusClientClosed)
+			return done, nil
+		}
 		if err == nil {
 			n, err = readResponseHead(c.br, &x.head)
 			for err == nil && x.head.status >= 100 && x.head.status < 200 && x.head.status != 101 {
