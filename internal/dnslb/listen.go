@@ -11,9 +11,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
-	"time"
+
+	"github.com/strata-lb/strata/internal/sockopt"
 )
 
 // listener is one address served over UDP (several SO_REUSEPORT sockets,
@@ -42,27 +44,10 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 	return serr
 }
 
-// udpRecvBuffer is the receive buffer each UDP socket asks for. The
-// kernel's default (rmem_default, 208 KiB here) holds a few hundred
-// queries: a burst that arrives while the socket's reader is off the CPU
-// overflows it and the queries are lost (RcvbufErrors), as Unbound's and
-// NSD's so-rcvbuf settings exist to prevent.
+// udpRecvBuffer is the receive buffer each UDP socket asks for, so that
+// a burst of queries that arrives while a reader is off the CPU waits
+// rather than being dropped (see internal/sockopt).
 const udpRecvBuffer = 4 << 20
-
-// growRecvBuffer raises u's receive buffer to udpRecvBuffer: past the
-// rmem_max limit when the process may (SO_RCVBUFFORCE, CAP_NET_ADMIN),
-// else as far as rmem_max allows. A failure leaves the default.
-func growRecvBuffer(u *net.UDPConn) {
-	rc, err := u.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, udpRecvBuffer) != nil {
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, udpRecvBuffer)
-		}
-	})
-}
 
 // listen binds addr. With port 0 the UDP sockets and the TCP listener
 // share the one port the kernel chose, retrying if TCP finds it taken.
@@ -108,7 +93,7 @@ func (s *Server) listenOnce(addr string, sockets int) (*listener, error) {
 			return fail(err)
 		}
 		u := pc.(*net.UDPConn)
-		growRecvBuffer(u)
+		sockopt.GrowReceiveBuffer(u, udpRecvBuffer)
 		l.udp = append(l.udp, u)
 		// Later sockets join the port the first one got.
 		bind = u.LocalAddr().String()

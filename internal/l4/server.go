@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/sockopt"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -240,6 +241,9 @@ func listen(key, proto, addr string) (*listener, error) {
 			return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
 		}
 		l.pc = pc.(*net.UDPConn)
+		// One socket takes every client's datagrams: room for a burst
+		// that comes while its reader is off the CPU.
+		sockopt.GrowReceiveBuffer(l.pc, udpRecvBuffer)
 		l.udp = newUDPTable()
 	default:
 		return nil, fmt.Errorf("unknown protocol %q", proto)

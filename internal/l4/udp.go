@@ -16,6 +16,10 @@ import (
 // maxDatagram is the largest UDP payload relayed.
 const maxDatagram = 64 << 10
 
+// udpRecvBuffer is the receive buffer a UDP service's socket asks for
+// (internal/sockopt): the kernel's default holds a few hundred datagrams.
+const udpRecvBuffer = 4 << 20
+
 var datagramPool = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
 
 // udpSession is one client's flow through a UDP service: datagrams from
