@@ -66,11 +66,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# free_port prints a port no socket uses (listening, connected or in
+# TIME_WAIT), chosen below the ephemeral range: the connection benchmark
+# leaves tens of thousands of ephemeral ports in TIME_WAIT, and a listener
+# given one of them cannot bind it.
 free_port() {
-	local p
+	local p lo
+	lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 30000))
-		if ! ss -ltnu "sport = :$p" 2>/dev/null | grep -q ":$p"; then echo "$p"; return; fi
+		p=$((10000 + RANDOM % (lo - 10000)))
+		if ! ss -tanu "( sport = :$p )" 2>/dev/null | grep -q ":$p\b"; then echo "$p"; return; fi
 	done
 	echo "run.sh: no free port" >&2; exit 1
 }
@@ -164,6 +169,8 @@ mem() { "$tmp/l4bench" idle -addr "127.0.0.1:$1" -n "$IDLE" -pid "$2" | awk '{pr
 
 declare -A R
 add() { R[$1]="${R[$1]:-} $2"; }
+CPS_ORDER=(direct strata haproxy nginx)
+declare -A CPS_PORT=([direct]="$ECHO" [strata]="$S_ECHO" [haproxy]="$H_ECHO" [nginx]="$N_ECHO")
 for round in $(seq 1 "$ROUNDS"); do
 	echo "round $round/$ROUNDS…" >&2
 	add tput_direct "$(gbits "$IPERF")"
@@ -171,10 +178,14 @@ for round in $(seq 1 "$ROUNDS"); do
 	add tput_haproxy "$(gbits "$H_IPERF")"
 	add tput_nginx "$(gbits "$N_IPERF")"
 	sleep 1
-	add cps_direct "$(cps "$ECHO")"; sleep 1
-	add cps_strata "$(cps "$S_ECHO")"; sleep 1
-	add cps_haproxy "$(cps "$H_ECHO")"; sleep 1
-	add cps_nginx "$(cps "$N_ECHO")"; sleep 1
+	# Each connection measurement leaves tens of thousands of sockets in
+	# TIME_WAIT for 60 s, which slows the connects of whoever comes next;
+	# the order turns every round so that no proxy always follows the
+	# direct run.
+	for i in 0 1 2 3; do
+		t=${CPS_ORDER[$(((i + round - 1) % 4))]}
+		add "cps_$t" "$(cps "${CPS_PORT[$t]}")"; sleep 1
+	done
 	add udp_direct "$(dps "$UECHO")"
 	add udp_strata "$(dps "$S_UDP")"
 	add udp_nginx "$(dps "$N_UDP")"
