@@ -3,6 +3,7 @@ package l7
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -28,30 +29,41 @@ type upConn struct {
 	reused   bool
 }
 
+// Connections on both sides, clients' and backends', borrow their
+// buffers from these pools while they carry a request and give them back
+// when they go idle or close.
 var (
 	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-func (c *upConn) attach() {
-	c.br = readerPool.Get().(*bufio.Reader)
-	c.br.Reset(c.nc)
-	c.bw = writerPool.Get().(*bufio.Writer)
-	c.bw.Reset(c.nc)
+// takeBuffers borrows a read buffer over r and a write buffer over w.
+func takeBuffers(r io.Reader, w io.Writer) (*bufio.Reader, *bufio.Writer) {
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(r)
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return br, bw
 }
 
-func (c *upConn) detach() {
-	if c.br != nil {
-		c.br.Reset(nil)
-		readerPool.Put(c.br)
-		c.br = nil
+// returnBuffers gives back what takeBuffers lent (either may be nil) and
+// clears the caller's references.
+func returnBuffers(br **bufio.Reader, bw **bufio.Writer) {
+	if *br != nil {
+		(*br).Reset(nil)
+		readerPool.Put(*br)
+		*br = nil
 	}
-	if c.bw != nil {
-		c.bw.Reset(nil)
-		writerPool.Put(c.bw)
-		c.bw = nil
+	if *bw != nil {
+		(*bw).Reset(nil)
+		writerPool.Put(*bw)
+		*bw = nil
 	}
 }
+
+func (c *upConn) attach() { c.br, c.bw = takeBuffers(c.nc, c.nc) }
+
+func (c *upConn) detach() { returnBuffers(&c.br, &c.bw) }
 
 // close closes the connection and returns its buffers.
 func (c *upConn) close() {

@@ -74,7 +74,7 @@ func FuzzRequestHead(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c := fuzzConn(bufio.NewReaderSize(bytes.NewReader(data), h1ReadBuf))
+		c := fuzzConn(bufio.NewReaderSize(bytes.NewReader(data), 8<<10))
 		h := &c.head
 		if err := readRequestHead(c.br, h, 8<<10); err != nil {
 			return
@@ -204,7 +204,7 @@ func FuzzChunkedBody(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
 		src := bytes.NewReader(data)
-		c := fuzzConn(bufio.NewReaderSize(src, h1ReadBuf))
+		c := fuzzConn(bufio.NewReaderSize(src, 8<<10))
 		b := &h1Body{c: c, chunked: true}
 		var got []byte
 		var err error

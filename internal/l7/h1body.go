@@ -79,12 +79,7 @@ func (b *h1Body) read(p []byte) (int, error) {
 		}
 	}
 	if !b.chunked {
-		if int64(len(p)) > b.left {
-			p = p[:b.left]
-		}
-		b.arm()
-		n, err := b.c.br.Read(p)
-		b.left -= int64(n)
+		n, err := b.readData(p)
 		if b.left == 0 {
 			b.eof = true
 			return n, io.EOF
@@ -111,12 +106,7 @@ func (b *h1Body) read(p []byte) (int, error) {
 		}
 		b.left, b.inChunk = size, true
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	b.arm()
-	n, err := b.c.br.Read(p)
-	b.left -= int64(n)
+	n, err := b.readData(p)
 	if b.left == 0 {
 		b.inChunk = false
 		if err = b.crlf(); err != nil {
@@ -130,6 +120,18 @@ func (b *h1Body) read(p []byte) (int, error) {
 	if err != nil {
 		b.err = err
 	}
+	return n, err
+}
+
+// readData reads body bytes, at most the b.left that remain of the body
+// or of the current chunk.
+func (b *h1Body) readData(p []byte) (int, error) {
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	b.arm()
+	n, err := b.c.br.Read(p)
+	b.left -= int64(n)
 	return n, err
 }
 

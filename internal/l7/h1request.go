@@ -143,41 +143,22 @@ func (h *requestHead) build(c *h1Conn) error {
 		if start == end {
 			break
 		}
-		line := raw[start:end]
-		if line[0] == ' ' || line[0] == '\t' {
+		f, name, value, problem := splitField(raw, start, end, true) // head.go
+		switch problem {
+		case fieldFolded:
 			return badRequest("obsolete line folding")
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
+		case fieldMalformed:
 			return badRequest("malformed header line")
-		}
-		name := line[:colon]
-		for _, ch := range name {
-			if !isTokenChar(ch) {
-				return badRequest("invalid header name %q", truncate(name))
-			}
-		}
-		vs, ve := colon+1, len(line)
-		for vs < ve && (line[vs] == ' ' || line[vs] == '\t') {
-			vs++
-		}
-		for ve > vs && (line[ve-1] == ' ' || line[ve-1] == '\t') {
-			ve--
-		}
-		value := line[vs:ve]
-		for _, ch := range value {
-			if ch < ' ' && ch != '\t' || ch == 0x7f {
-				return badRequest("invalid byte in header %q", truncate(name))
-			}
+		case fieldBadName:
+			return badRequest("invalid header name %q", truncate(name))
+		case fieldBadValue:
+			return badRequest("invalid byte in header %q", truncate(name))
 		}
 		if len(h.fields) == maxHeaderFields {
 			return &headError{status: http.StatusRequestHeaderFieldsTooLarge, msg: "too many header fields"}
 		}
 		canonicalize(name)
-		h.fields = append(h.fields, field{
-			nameStart: int32(start), nameEnd: int32(start + colon),
-			valueStart: int32(start + vs), valueEnd: int32(start + ve),
-		})
+		h.fields = append(h.fields, f)
 		switch string(name) {
 		case "Host":
 			hosts++
@@ -370,21 +351,7 @@ func plainPath(p string) bool {
 	return true
 }
 
-var plainPathTable = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~$&+,/:;=@" {
-		t[c] = true
-	}
-	return t
-}()
+var plainPathTable = alnumAnd("-._~$&+,/:;=@") // head.go
 
 // clearRequest drops what the request referenced, so that a connection
 // waiting for its next request pins nothing of the last one.

@@ -80,19 +80,10 @@ type h1Conn struct {
 	w    h1Writer
 }
 
-const (
-	h1ReadBuf  = 4 << 10
-	h1WriteBuf = 4 << 10
-	// maxRequestDiscard is how much of a request body the handler left unread
-	// is read and dropped to keep the connection; past it the connection
-	// closes (net/http uses the same figure).
-	maxRequestDiscard = 256 << 10
-)
-
-var (
-	h1ReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, h1ReadBuf) }}
-	h1WriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, h1WriteBuf) }}
-)
+// maxRequestDiscard is how much of a request body the handler left
+// unread is read and dropped to keep the connection; past it the
+// connection closes (net/http uses the same figure).
+const maxRequestDiscard = 256 << 10
 
 // Serve accepts connections until the listener is closed, and closes it
 // when it returns. It returns http.ErrServerClosed after Shutdown or
@@ -261,10 +252,7 @@ func (c *h1Conn) serve() {
 		}
 		c.tls = &cs
 	}
-	c.br = h1ReaderPool.Get().(*bufio.Reader)
-	c.br.Reset(c.nc)
-	c.bw = h1WriterPool.Get().(*bufio.Writer)
-	c.bw.Reset(sendWriter{c})
+	c.br, c.bw = takeBuffers(c.nc, sendWriter{c}) // conn.go
 	if c.s.h2c && c.tls == nil && c.priorKnowledge() {
 		c.serveH2(bufferedConn{Conn: c.nc, r: c.br})
 		// The HTTP/2 server's reader may still be in c.br as ServeConn
@@ -353,18 +341,7 @@ func (w sendWriter) Write(p []byte) (int, error) {
 }
 
 // release returns the buffers to their pools.
-func (c *h1Conn) release() {
-	if c.br != nil {
-		c.br.Reset(nil)
-		h1ReaderPool.Put(c.br)
-		c.br = nil
-	}
-	if c.bw != nil {
-		c.bw.Reset(nil)
-		h1WriterPool.Put(c.bw)
-		c.bw = nil
-	}
-}
+func (c *h1Conn) release() { returnBuffers(&c.br, &c.bw) }
 
 // readRequest waits for the next request and reads its head into c.req.
 // It returns false when the client closed the connection (or went idle for

@@ -141,41 +141,22 @@ func parseResponseHead(h *responseHead) error {
 		if start == end {
 			break
 		}
-		line := raw[start:end]
-		if line[0] == ' ' || line[0] == '\t' {
+		f, name, value, problem := splitField(raw, start, end, false)
+		switch problem {
+		case fieldFolded:
 			return errors.New("obsolete line folding in response header")
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return fmt.Errorf("malformed response header line %q", truncate(line))
-		}
-		name := line[:colon]
-		for _, c := range name {
-			if !isTokenChar(c) {
-				return fmt.Errorf("invalid response header name %q", truncate(name))
-			}
-		}
-		vs, ve := colon+1, len(line)
-		for vs < ve && (line[vs] == ' ' || line[vs] == '\t') {
-			vs++
-		}
-		for ve > vs && (line[ve-1] == ' ' || line[ve-1] == '\t') {
-			ve--
-		}
-		value := line[vs:ve]
-		for _, c := range value {
-			if c == '\r' || c == 0 {
-				return fmt.Errorf("invalid byte in response header %q", truncate(name))
-			}
+		case fieldMalformed:
+			return fmt.Errorf("malformed response header line %q", truncate(raw[start:end]))
+		case fieldBadName:
+			return fmt.Errorf("invalid response header name %q", truncate(name))
+		case fieldBadValue:
+			return fmt.Errorf("invalid byte in response header %q", truncate(name))
 		}
 		if len(h.fields) == maxHeaderFields {
 			return errTooManyFields
 		}
 		canonicalize(name)
-		h.fields = append(h.fields, field{
-			nameStart: int32(start), nameEnd: int32(start + colon),
-			valueStart: int32(start + vs), valueEnd: int32(start + ve),
-		})
+		h.fields = append(h.fields, f)
 		switch string(name) {
 		case "Content-Length":
 			n, ok := parseContentLength(value)
@@ -228,6 +209,58 @@ func parseResponseHead(h *responseHead) error {
 		h.contentLength = -1
 	}
 	return nil
+}
+
+// fieldProblem is what splitField found wrong with a header line; the
+// request and response parsers word it each for their own errors.
+type fieldProblem uint8
+
+const (
+	fieldOK fieldProblem = iota
+	fieldFolded
+	fieldMalformed
+	fieldBadName
+	fieldBadValue
+)
+
+// splitField parses the header line raw[start:end]: a token name, a colon,
+// and a value trimmed of optional whitespace. strict refuses every control
+// byte in the value but HTAB (requests, RFC 9110 §5.5); otherwise only CR
+// and NUL are refused, which is what a proxy must not pass on (responses).
+// The field's offsets are into raw; name and value are slices of it.
+func splitField(raw []byte, start, end int, strict bool) (f field, name, value []byte, p fieldProblem) {
+	line := raw[start:end]
+	if line[0] == ' ' || line[0] == '\t' {
+		return f, nil, nil, fieldFolded
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return f, nil, nil, fieldMalformed
+	}
+	name = line[:colon]
+	for _, c := range name {
+		if !isTokenChar(c) {
+			return f, name, nil, fieldBadName
+		}
+	}
+	vs, ve := colon+1, len(line)
+	for vs < ve && (line[vs] == ' ' || line[vs] == '\t') {
+		vs++
+	}
+	for ve > vs && (line[ve-1] == ' ' || line[ve-1] == '\t') {
+		ve--
+	}
+	value = line[vs:ve]
+	for _, c := range value {
+		if strict && (c < ' ' && c != '\t' || c == 0x7f) || !strict && (c == '\r' || c == 0) {
+			return f, name, value, fieldBadValue
+		}
+	}
+	f = field{
+		nameStart: int32(start), nameEnd: int32(start + colon),
+		valueStart: int32(start + vs), valueEnd: int32(start + ve),
+	}
+	return f, name, value, fieldOK
 }
 
 // parseStatusLine parses "HTTP/1.x SSS reason".
@@ -323,11 +356,12 @@ func canonicalize(name []byte) {
 }
 
 // isTokenChar reports whether c may appear in an RFC 9110 token.
-func isTokenChar(c byte) bool {
-	return c < 128 && tokenTable[c]
-}
+func isTokenChar(c byte) bool { return tokenTable[c] }
 
-var tokenTable = func() (t [128]bool) {
+var tokenTable = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd is a byte class: ASCII letters and digits, and extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -337,11 +371,11 @@ var tokenTable = func() (t [128]bool) {
 	for c := 'A'; c <= 'Z'; c++ {
 		t[c] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
 
 // truncate keeps error messages short when a backend sends garbage.
 func truncate(b []byte) []byte {

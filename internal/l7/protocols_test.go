@@ -23,6 +23,7 @@ import (
 
 	proxyproto "github.com/pires/go-proxyproto"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/internal/upstream"
@@ -321,6 +322,24 @@ func TestProxyProtocol(t *testing.T) {
 // histogram's sample count.
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
+	m := findSeries(t, reg, name, labels)
+	switch {
+	case m == nil:
+		return 0
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	}
+	return 0
+}
+
+// findSeries returns the first series of name whose labels include
+// labels, or nil.
+func findSeries(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) *dto.Metric {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -336,17 +355,10 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 					continue next
 				}
 			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			}
+			return m
 		}
 	}
-	return 0
+	return nil
 }
 
 func TestAccessLogAndMetrics(t *testing.T) {
@@ -422,25 +434,7 @@ func TestAccessLogAndMetrics(t *testing.T) {
 // hasSeries reports whether reg exports a series of name with labels.
 func hasSeries(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) bool {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			return true
-		}
-	}
-	return false
+	return findSeries(t, reg, name, labels) != nil
 }
 
 func TestRemovedListenerDrainsTunnels(t *testing.T) {
