@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -44,6 +45,10 @@ type h1Server struct {
 	h2     *http2.Server
 	h2Base *http.Server
 	h2c    bool
+
+	// idleReleases counts the times an idle connection gave its buffers
+	// back (waitIdle).
+	idleReleases atomic.Int64
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -355,8 +360,7 @@ func (c *h1Conn) readRequest() (bool, error) {
 		if c.s.shutdown.Load() {
 			return false, nil
 		}
-		c.nc.SetReadDeadline(now.Add(clientIdleTimeout))
-		if _, err := c.br.Peek(1); err != nil {
+		if !c.waitIdle(now, now.Add(clientIdleTimeout)) {
 			return false, nil
 		}
 		now = time.Now()
@@ -378,6 +382,70 @@ func (c *h1Conn) readRequest() (bool, error) {
 		c.nc.SetReadDeadline(time.Time{})
 	}
 	return true, nil
+}
+
+// idleRelease is how long a keep-alive connection waits for its next
+// request with its buffers; past it they go back to the pool until the
+// client sends again, as nginx frees an idle connection's buffers. A
+// client that keeps its connection busy never pays for the release.
+// A variable for tests.
+var idleRelease = time.Second
+
+// waitIdle waits until the next request begins, and reports false when
+// the client closed the connection or stayed silent until idleEnd. A
+// plaintext connection idle past idleRelease waits on its socket without
+// buffers (TLS and PROXY protocol connections may hold read-ahead bytes
+// in their own layers, so they keep theirs).
+func (c *h1Conn) waitIdle(now, idleEnd time.Time) bool {
+	sock := c.plainSocket()
+	release := sock != nil && idleEnd.Sub(now) > idleRelease
+	if release {
+		c.nc.SetReadDeadline(now.Add(idleRelease))
+	} else {
+		c.nc.SetReadDeadline(idleEnd)
+	}
+	_, err := c.br.Peek(1)
+	if err == nil {
+		return true
+	}
+	if ne, ok := err.(net.Error); !release || !ok || !ne.Timeout() {
+		return false
+	}
+	c.release()
+	c.s.idleReleases.Add(1)
+	c.nc.SetReadDeadline(idleEnd)
+	if !waitReadable(sock) {
+		return false
+	}
+	c.br, c.bw = takeBuffers(c.nc, sendWriter{c}) // conn.go
+	return true
+}
+
+// plainSocket returns the TCP socket of a connection that reads straight
+// from it, or nil.
+func (c *h1Conn) plainSocket() syscall.Conn {
+	if lc, ok := c.nc.(*limitedConn); ok {
+		if tc, ok := lc.Conn.(*net.TCPConn); ok {
+			return tc
+		}
+	}
+	return nil
+}
+
+// waitReadable blocks until sock has a byte (or an EOF) to read, without
+// reading it, until its read deadline. It reports false on the deadline or
+// a closed socket.
+func waitReadable(sock syscall.Conn) bool {
+	rc, err := sock.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var buf [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+	})
+	return err == nil
 }
 
 // refuse answers a request that could not be read, then the connection

@@ -1051,3 +1051,44 @@ func TestH1StalledReader(t *testing.T) {
 		t.Fatal("the backend is still writing 10 s after the client stopped reading, with a 300 ms send timeout")
 	}
 }
+
+// TestH1IdleReleasesBuffers: a keep-alive connection idle past
+// idleRelease (short here) gives its buffers back and waits on the
+// socket; the client's next request, a pipelined pair, and its close are
+// all still served as on a busy connection.
+func TestH1IdleReleasesBuffers(t *testing.T) {
+	old := idleRelease
+	idleRelease = 30 * time.Millisecond
+	t.Cleanup(func() { idleRelease = old })
+	reg := prometheus.NewRegistry()
+	s, addr, _ := startH1Proxy(t, Options{Registry: reg}, config.Listener{})
+	var srv *h1Server
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		srv = l.srv
+	}
+	s.mu.Unlock()
+	rc := dialRaw(t, addr)
+	for i := range 3 {
+		rc.send("GET /uri?n=" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: a\r\n\r\n")
+		if r := rc.read("GET"); r.StatusCode != 200 || !strings.Contains(string(r.body), "n="+strconv.Itoa(i)) {
+			t.Fatalf("request %d after an idle spell: %d %q", i, r.StatusCode, r.body)
+		}
+		// The client idles: this wait is the scenario, not a condition.
+		time.Sleep(100 * time.Millisecond)
+	}
+	rc.send("GET /uri?n=a HTTP/1.1\r\nHost: a\r\n\r\nGET /uri?n=b HTTP/1.1\r\nHost: a\r\n\r\n")
+	for _, n := range []string{"a", "b"} {
+		if r := rc.read("GET"); r.StatusCode != 200 || !strings.Contains(string(r.body), "n="+n) {
+			t.Fatalf("pipelined request %s after an idle spell: %d %q", n, r.StatusCode, r.body)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := srv.idleReleases.Load(); n < 4 {
+		t.Errorf("the connection gave its buffers back %d times over 4 idle spells", n)
+	}
+	rc.nc.Close()
+	eventually(t, 5*time.Second, "the server to close its side", func() bool {
+		return metricValue(t, reg, "strata_l7_connections_active", map[string]string{"listener": "test"}) == 0
+	})
+}
