@@ -200,12 +200,14 @@ func (s *h1Server) Shutdown(ctx context.Context) error {
 
 // closeIdle closes connections that wait between requests. A connection
 // that finishes a request after this looks at it sees shutdown set and
-// closes itself.
+// closes itself. Connections that never sent a byte are the listener's
+// to close (connLimiter.closeUnused, which knows whether anything was
+// read); a new connection whose first request is being read is not idle.
 func (s *h1Server) closeIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if st := c.state.Load(); st == h1Idle || st == h1New && !pending(c.nc) {
+		if c.state.Load() == h1Idle {
 			c.nc.Close()
 		}
 	}
