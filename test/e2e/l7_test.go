@@ -29,7 +29,8 @@ import (
 )
 
 // startNginx runs nginx (Debian nginx-light) on addr from a temporary
-// config, answering every request with body. It returns the master's pid.
+// config, answering every request with body, in a process group of its
+// own. It returns the master's pid, which is also the group's id.
 func startNginx(t *testing.T, addr, body string) int {
 	t.Helper()
 	bin := "/usr/sbin/nginx"
@@ -54,10 +55,13 @@ http {
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", path, "-g", "daemon off;")
 	cmd.Stderr = os.Stderr
+	// nginx's worker outlives a master killed alone and keeps serving;
+	// the group is what is killed, so that a killed nginx is gone.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
 	eventually(t, 10*time.Second, "nginx on "+addr, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -258,7 +262,14 @@ l7:
 	}
 	// Kill one nginx under load: idempotent requests go to the other.
 	before := total.Load()
-	syscall.Kill(pid1, syscall.SIGKILL)
+	syscall.Kill(-pid1, syscall.SIGKILL) // the process group: master and worker
+	eventually(t, 5*time.Second, "the killed nginx to stop listening", func() bool {
+		c, err := net.Dial("tcp", n1)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
 	eventually(t, 10*time.Second, "load after the kill", func() bool { return total.Load() > before+200 })
 	stop.Store(true)
 	wg.Wait()
