@@ -247,9 +247,14 @@ func (t *transport) pool(addr string) *connPool {
 	return p
 }
 
-// dial opens a new connection to addr.
+// dial opens a new connection to cp's backend.
 func (t *transport) dial(ctx context.Context, cp *connPool) (*upConn, error) {
-	nc, err := t.dialer.DialContext(ctx, "tcp", cp.addr)
+	return dialWith(ctx, &t.dialer, cp)
+}
+
+// dialWith opens a new connection to cp's backend with d.
+func dialWith(ctx context.Context, d *net.Dialer, cp *connPool) (*upConn, error) {
+	nc, err := d.DialContext(ctx, "tcp", cp.addr)
 	if err != nil {
 		return nil, err
 	}

@@ -56,34 +56,15 @@ type urlScratch struct{ u url.URL }
 // line, into h.raw. Empty lines before the request line are skipped (RFC
 // 9112 §2.2). A head longer than max is refused with 431.
 func readRequestHead(br *bufio.Reader, h *requestHead, max int) error {
-	h.raw = h.raw[:0]
-	lineStart := 0
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(h.raw)+len(chunk) > max {
-			return &headError{status: http.StatusRequestHeaderFieldsTooLarge, msg: "request header too large"}
-		}
-		h.raw = append(h.raw, chunk...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			if len(h.raw) == 0 {
-				return errIdleEOF
-			}
-			return err // a timeout or a cut connection: nothing to answer
-		}
-		line := h.raw[lineStart:]
-		lineStart = len(h.raw)
-		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
-			if len(h.raw) == len(line) {
-				h.raw = h.raw[:0]
-				lineStart = 0
-				continue
-			}
-			return nil
-		}
+	var err error
+	h.raw, _, err = readHead(br, h.raw[:0], max) // head.go
+	switch {
+	case err == errHeadTooLarge:
+		return &headError{status: http.StatusRequestHeaderFieldsTooLarge, msg: "request header too large"}
+	case err != nil && len(h.raw) == 0:
+		return errIdleEOF
 	}
+	return err // nil, or a timeout or a cut connection: nothing to answer
 }
 
 // build parses c.head.raw into c.req, c.hdr and c.url.

@@ -72,35 +72,47 @@ func (h *responseHead) value(f field) []byte { return h.raw[f.valueStart:f.value
 // response.
 func readResponseHead(br *bufio.Reader, h *responseHead) (int, error) {
 	h.reset()
+	var n int
+	var err error
+	h.raw, n, err = readHead(br, h.raw[:0], maxResponseHead)
+	if err != nil {
+		return n, err
+	}
+	return n, parseResponseHead(h)
+}
+
+// readHead reads one message head, the start line through the empty line,
+// appending it to buf; empty lines before the start line are skipped (RFC
+// 9112 §2.2). It returns the head, the number of bytes taken from br, and
+// errHeadTooLarge when the head passes max. Request and response heads
+// are both read here.
+func readHead(br *bufio.Reader, buf []byte, max int) ([]byte, int, error) {
 	n := 0
 	lineStart := 0
 	for {
 		chunk, err := br.ReadSlice('\n')
 		n += len(chunk)
-		if len(h.raw)+len(chunk) > maxResponseHead {
-			return n, errHeadTooLarge
+		if len(buf)+len(chunk) > max {
+			return buf, n, errHeadTooLarge
 		}
-		h.raw = append(h.raw, chunk...)
+		buf = append(buf, chunk...)
 		if err == bufio.ErrBufferFull {
 			continue
 		}
 		if err != nil {
-			return n, err
+			return buf, n, err
 		}
-		line := h.raw[lineStart:]
-		lineStart = len(h.raw)
+		line := buf[lineStart:]
+		lineStart = len(buf)
 		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
-			if len(h.raw) == len(line) {
-				// RFC 9112 §2.2 lets a recipient ignore empty lines
-				// before the status line.
-				h.raw = h.raw[:0]
+			if len(buf) == len(line) {
+				buf = buf[:0]
 				lineStart = 0
 				continue
 			}
-			break
+			return buf, n, nil
 		}
 	}
-	return n, parseResponseHead(h)
 }
 
 // parseResponseHead parses h.raw, a complete head that ends with an empty

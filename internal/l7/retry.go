@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"syscall"
 	"time"
 
 	"github.com/strata-lb/strata/internal/config"
@@ -193,13 +192,5 @@ func (s *Server) dialRoute(ctx context.Context, cp *connPool, rt *route) (*upCon
 	}
 	d := s.tr.dialer // a copy: the route's timeout replaces the server's
 	d.Timeout = rt.timeouts.connect
-	nc, err := d.DialContext(ctx, "tcp", cp.addr)
-	if err != nil {
-		return nil, err
-	}
-	c := &upConn{nc: nc, cp: cp}
-	if sc, ok := nc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
-	}
-	return c, nil
+	return dialWith(ctx, &d, cp) // conn.go
 }
