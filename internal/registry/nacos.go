@@ -130,21 +130,30 @@ func (n *Node) nacosAuth(r *http.Request, k Key) error {
 	return nil
 }
 
+// nacosInstanceForm reads the service key and the instance an instance
+// request names, checking the namespace's access token when auth says so.
+func (n *Node) nacosInstanceForm(r *http.Request, auth bool) (form, Key, Instance, error) {
+	f := form(nacosForm(r))
+	k, err := nacosKey(f)
+	if err != nil {
+		return f, k, Instance{}, err
+	}
+	if auth {
+		if err := n.nacosAuth(r, k); err != nil {
+			return f, k, Instance{}, err
+		}
+	}
+	in, err := nacosInstance(f)
+	return f, k, in, err
+}
+
 func okText(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Write([]byte("ok"))
 }
 
 func (n *Node) nacosRegister(w http.ResponseWriter, r *http.Request) error {
-	f := form(nacosForm(r))
-	k, err := nacosKey(f)
-	if err != nil {
-		return err
-	}
-	if err := n.nacosAuth(r, k); err != nil {
-		return err
-	}
-	in, err := nacosInstance(f)
+	_, k, in, err := n.nacosInstanceForm(r, true)
 	if err != nil {
 		return err
 	}
@@ -159,15 +168,7 @@ func (n *Node) nacosRegister(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (n *Node) nacosDeregister(w http.ResponseWriter, r *http.Request) error {
-	f := form(nacosForm(r))
-	k, err := nacosKey(f)
-	if err != nil {
-		return err
-	}
-	if err := n.nacosAuth(r, k); err != nil {
-		return err
-	}
-	in, err := nacosInstance(f)
+	_, k, in, err := n.nacosInstanceForm(r, true)
 	if err != nil {
 		return err
 	}
@@ -183,12 +184,7 @@ func (n *Node) nacosUpdate(w http.ResponseWriter, r *http.Request) error {
 	if !n.adminOK(r) {
 		return errf(http.StatusUnauthorized, "changing an instance needs the admin token")
 	}
-	f := form(nacosForm(r))
-	k, err := nacosKey(f)
-	if err != nil {
-		return err
-	}
-	in, err := nacosInstance(f)
+	f, k, in, err := n.nacosInstanceForm(r, false) // an admin write: the token was checked
 	if err != nil {
 		return err
 	}
