@@ -3,7 +3,6 @@ package l4
 import (
 	"bufio"
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -12,33 +11,13 @@ import (
 
 	"github.com/strata-lb/strata/internal/balance"
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
-// namedBackend is a real TCP server that writes its name and then echoes
-// until the client half-closes, then closes.
-func namedBackend(t *testing.T, name string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, name+"\n")
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+// namedBackend is testnet.NamedEcho: a TCP server that writes its name, then
+// echoes until the client half-closes.
+func namedBackend(t *testing.T, name string) string { return testnet.NamedEcho(t, name) }
 
 // newPool makes a pool of the given addresses, named b0, b1 …
 func newPool(t *testing.T, lb string, addrs ...string) *upstream.Pool {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // startL4 runs the one-liner `strata l4 ARGS…` and waits until the
@@ -58,30 +60,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// echoBackend answers each connection with its name and a line, then
-// echoes everything until the client half-closes.
-func echoBackend(t *testing.T, name string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, name+"\n")
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+// echoBackend is testnet.NamedEcho: a TCP server that writes its name, then
+// echoes until the client half-closes.
+func echoBackend(t *testing.T, name string) string { return testnet.NamedEcho(t, name) }
 
 func TestL4ManyShortConnectionsKeepTheirBytes(t *testing.T) {
 	a, b := echoBackend(t, "a"), echoBackend(t, "b")
