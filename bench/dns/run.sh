@@ -31,13 +31,9 @@ ROUNDS=${ROUNDS:-1}
 KNOT_PORT=${KNOT_PORT:-25354}
 STRATA_PORT=${STRATA_PORT:-25353}
 
-for cmd in knotd dnsperf dig; do
-	if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
-		echo "run.sh: $cmd not found; install the Debian packages knot dnsperf dnsutils" >&2
-		exit 1
-	fi
-done
-KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+need_tools "knot dnsperf dnsutils" knotd dnsperf dig
+KNOTD=$(tool_path knotd)
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)

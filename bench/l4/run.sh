@@ -27,14 +27,10 @@ DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-1}
 IDLE=${IDLE:-10000}
 
-for cmd in iperf3 haproxy nginx; do
-	if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
-		echo "run.sh: $cmd not found; install iperf3 haproxy nginx-light libnginx-mod-stream" >&2
-		exit 1
-	fi
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+need_tools "iperf3 haproxy nginx-light libnginx-mod-stream" iperf3 haproxy nginx
+NGINX=$(tool_path nginx)
+HAPROXY=$(tool_path haproxy)
 STREAM_MOD=$(ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null || true)
 [ -n "$STREAM_MOD" ] || { echo "run.sh: nginx stream module missing (libnginx-mod-stream)" >&2; exit 1; }
 
@@ -65,27 +61,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
-
-# free_port prints a port no socket uses (listening, connected or in
-# TIME_WAIT), chosen below the ephemeral range: the connection benchmark
-# leaves tens of thousands of ephemeral ports in TIME_WAIT, and a listener
-# given one of them cannot bind it.
-free_port() {
-	local p lo
-	lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-	for _ in $(seq 1 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		if ! ss -tanu "( sport = :$p )" 2>/dev/null | grep -q ":$p\b"; then echo "$p"; return; fi
-	done
-	echo "run.sh: no free port" >&2; exit 1
-}
-wait_port() { # wait_port PORT
-	for _ in $(seq 1 100); do
-		ss -ltn "sport = :$1" | grep -q ":$1" && return 0
-		sleep 0.1
-	done
-	echo "run.sh: nothing listens on $1" >&2; exit 1
-}
 
 echo "building strata and l4bench…" >&2
 (cd "$root" && go build -o "$tmp/strata" ./cmd/strata && go build -o "$tmp/l4bench" ./bench/l4/l4bench)

@@ -22,16 +22,12 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-1}
 
-for cmd in nginx haproxy wrk; do
-	if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
-		echo "run.sh: $cmd not found; install the Debian packages nginx-light haproxy wrk" >&2
-		exit 1
-	fi
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
-
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
+need_tools "nginx-light haproxy wrk" nginx haproxy wrk
+NGINX=$(tool_path nginx)
+HAPROXY=$(tool_path haproxy)
+
 root=$(cd "$here/../.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-l7bench.XXXXXX")
 pids=()
@@ -51,34 +47,6 @@ cleanup() {
 	[ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
-
-# free_port prints a TCP port no socket uses, chosen below the ephemeral
-# range so that no outgoing connection (wrk's, the proxies') can take it.
-free_port() {
-	local p lo
-	lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-	for _ in $(seq 1 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		if ! ss -tan "( sport = :$p )" 2>/dev/null | grep -q ":$p"; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "run.sh: no free port found" >&2
-	exit 1
-}
-
-# wait_http waits until a URL answers 200, for at most 10 seconds.
-wait_http() {
-	for _ in $(seq 1 100); do
-		if curl -fsS -o /dev/null "$1" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "run.sh: $1 did not come up" >&2
-	exit 1
-}
 
 B1=$(free_port); B2=$(free_port)
 while [ "$B2" = "$B1" ]; do B2=$(free_port); done

@@ -28,6 +28,7 @@ SUBS=${SUBS:-1000}
 FILL=${FILL:-100000}
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -42,16 +43,7 @@ DATA=${DATA:-$tmp/data}
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-wait_http() {
-	for _ in $(seq 1 100); do
-		curl -sf "$1" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "run.sh: $1 did not answer" >&2
-	return 1
-}
 
 bench() { # target addr
 	local t=$1 a=$2
@@ -69,9 +61,9 @@ memory() { # target addr pid: on a fresh server, RSS growth for FILL instances
 }
 
 start_strata() { # data dir; sets sp and spid
-	sp=$(port)
+	sp=$(free_port)
 	local rp
-	rp=$(port)
+	rp=$(free_port)
 	cat >"$tmp/strata.yaml" <<YAML
 admin:
   listen: "off"
@@ -92,8 +84,8 @@ YAML
 }
 
 start_consul() { # sets cp and cpid
-	cp=$(port)
-	consul agent -dev -log-level=warn -http-port="$cp" -dns-port=-1 -grpc-port=-1 -serf-lan-port="$(port)" -serf-wan-port="$(port)" -server-port="$(port)" -bind=127.0.0.1 -client=127.0.0.1 >>"$tmp/consul.log" 2>&1 &
+	cp=$(free_port)
+	consul agent -dev -log-level=warn -http-port="$cp" -dns-port=-1 -grpc-port=-1 -serf-lan-port="$(free_port)" -serf-wan-port="$(free_port)" -server-port="$(free_port)" -bind=127.0.0.1 -client=127.0.0.1 >>"$tmp/consul.log" 2>&1 &
 	cpid=$!
 	pids+=("$cpid")
 	wait_http "http://127.0.0.1:$cp/v1/status/leader"
