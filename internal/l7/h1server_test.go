@@ -1074,8 +1074,11 @@ func TestH1IdleReleasesBuffers(t *testing.T) {
 		if r := rc.read("GET"); r.StatusCode != 200 || !strings.Contains(string(r.body), "n="+strconv.Itoa(i)) {
 			t.Fatalf("request %d after an idle spell: %d %q", i, r.StatusCode, r.body)
 		}
-		// The client idles: this wait is the scenario, not a condition.
-		time.Sleep(100 * time.Millisecond)
+		// The client idles until the connection has given its buffers
+		// back, once more than before.
+		eventually(t, 5*time.Second, "the idle connection to give its buffers back", func() bool {
+			return srv.idleReleases.Load() >= int64(i+1)
+		})
 	}
 	rc.send("GET /uri?n=a HTTP/1.1\r\nHost: a\r\n\r\nGET /uri?n=b HTTP/1.1\r\nHost: a\r\n\r\n")
 	for _, n := range []string{"a", "b"} {
@@ -1083,10 +1086,9 @@ func TestH1IdleReleasesBuffers(t *testing.T) {
 			t.Fatalf("pipelined request %s after an idle spell: %d %q", n, r.StatusCode, r.body)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	if n := srv.idleReleases.Load(); n < 4 {
-		t.Errorf("the connection gave its buffers back %d times over 4 idle spells", n)
-	}
+	eventually(t, 5*time.Second, "the buffers given back a fourth time, after the pipelined pair", func() bool {
+		return srv.idleReleases.Load() >= 4
+	})
 	rc.nc.Close()
 	eventually(t, 5*time.Second, "the server to close its side", func() bool {
 		return metricValue(t, reg, "strata_l7_connections_active", map[string]string{"listener": "test"}) == 0
