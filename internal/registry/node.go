@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/strata-lb/strata/internal/graceful"
 )
 
 // Options configure a registry node.
@@ -80,11 +82,6 @@ type Node struct {
 	fwd     *http.Client
 	answers answerCache
 	parked  atomic.Int64 // blocking queries and watches in progress
-	// fresh holds connections accepted that have not sent a request yet.
-	// http.Server.Shutdown waits up to 5 s for such a connection before it
-	// counts as idle; Close closes them itself instead.
-	freshMu sync.Mutex
-	fresh   map[net.Conn]struct{}
 
 	// leading is true once the leader loop has taken up this node's
 	// leadership (liveness epoch set, previous term applied).
@@ -147,9 +144,8 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 	}
 	n.checks = newChecker(n, opts.Checks)
 	n.handler = n.routes()
-	n.fresh = map[net.Conn]struct{}{}
-	n.srv = &http.Server{Handler: n.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ConnState: n.connState}
-	n.srv.RegisterOnShutdown(n.closeFresh)
+	n.srv = &http.Server{Handler: n.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	graceful.CloseUnusedOnShutdown(n.srv) // Close does not wait 5 s for connections that sent nothing
 	n.done.Add(2)
 	go func() {
 		defer n.done.Done()
@@ -443,31 +439,6 @@ func (n *Node) Close(ctx context.Context) error {
 		n.done.Wait()
 	})
 	return err
-}
-
-// connState keeps the set of connections that have not sent a request.
-func (n *Node) connState(c net.Conn, st http.ConnState) {
-	n.freshMu.Lock()
-	defer n.freshMu.Unlock()
-	switch {
-	case st == http.StateNew && n.fresh == nil: // accepted as the listener closed
-		c.Close()
-	case st == http.StateNew:
-		n.fresh[c] = struct{}{}
-	default:
-		delete(n.fresh, c)
-	}
-}
-
-// closeFresh runs when Shutdown has closed the listener: it closes the
-// connections that have not sent a request, and any accepted after.
-func (n *Node) closeFresh() {
-	n.freshMu.Lock()
-	defer n.freshMu.Unlock()
-	for c := range n.fresh {
-		c.Close()
-	}
-	n.fresh = nil
 }
 
 // Kill stops the node abruptly, as a crash would (tests).
