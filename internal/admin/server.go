@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/strata-lb/strata/internal/graceful"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -139,6 +140,9 @@ func New(opts Options) (*Server, error) {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// A dashboard's browser preconnects; Shutdown need not wait 5 s for
+	// those connections.
+	graceful.CloseUnusedOnShutdown(s.srv)
 	return s, nil
 }
 
