@@ -1,15 +1,20 @@
 # strata — the commands README.md gives, and the ones CI runs.
 GO ?= go
 
-.PHONY: all build test vet demo fuzz bench-l7
+.PHONY: all build deps test vet demo fuzz bench-l7
 
 all: build
 
 build:
 	$(GO) build -o bin/strata ./cmd/strata
 
-# test is what .ci/run runs: vet, then every test with the race detector.
-test: vet
+# deps installs the Debian packages the tests drive when any is missing.
+deps:
+	bash scripts/deps.sh
+
+# test is what .ci/run runs: the tools, vet, then every test with the race
+# detector. Under CI=true a test whose tool is missing fails.
+test: deps vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 vet:
