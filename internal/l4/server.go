@@ -48,7 +48,11 @@ type Server struct {
 	log     *slog.Logger
 	passive Reporter
 	conns   *connTable
-	wg      sync.WaitGroup // one per live connection or session
+	// wg counts every goroutine Shutdown waits for: the rate estimator,
+	// one per listener's accept or read loop, and one per live connection
+	// or session. A connection's Add comes from its listener's loop, whose
+	// own count is held already, so no Add from zero races with Wait.
+	wg sync.WaitGroup
 
 	mu        sync.Mutex // serialises Apply and Shutdown
 	listeners map[string]*listener
@@ -109,6 +113,7 @@ func NewServer(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("l4: registering metrics: %w", err)
 		}
 	}
+	s.wg.Add(1)
 	go s.estimate()
 	return s, nil
 }
@@ -206,6 +211,9 @@ func (s *Server) Apply(cfg *config.L4, pools map[string]*upstream.Pool) error {
 	for key, l := range opened {
 		l.svc.Store(wants[key].svc)
 		next[key] = l
+		// Counted here, under mu and before Shutdown can set shutdown,
+		// so Shutdown's Wait sees this loop.
+		s.wg.Add(1)
 		if l.tcp != nil {
 			go s.serveTCP(l)
 		} else {
@@ -314,6 +322,7 @@ func (s *Server) closeAll() {
 
 // estimate computes rates every EstimateEvery, as LVS's estimator does.
 func (s *Server) estimate() {
+	defer s.wg.Done()
 	t := time.NewTicker(s.opts.EstimateEvery)
 	defer t.Stop()
 	secs := s.opts.EstimateEvery.Seconds()

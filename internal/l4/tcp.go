@@ -25,6 +25,7 @@ const dialAttempts = 3
 
 // serveTCP accepts on one TCP listener until it is closed.
 func (s *Server) serveTCP(l *listener) {
+	defer s.wg.Done()
 	defer close(l.done)
 	var backoff time.Duration
 	for {

@@ -58,6 +58,7 @@ func (t *udpTable) shard(a netip.AddrPort) *udpShard {
 // serveUDP runs the readers of one UDP listener: several goroutines read
 // the one socket, so datagrams from many clients are relayed in parallel.
 func (s *Server) serveUDP(l *listener) {
+	defer s.wg.Done()
 	defer close(l.done)
 	var wg sync.WaitGroup
 	for range max(1, min(runtime.GOMAXPROCS(0), 4)) {
