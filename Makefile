@@ -1,7 +1,7 @@
 # strata — the commands README.md gives, and the ones CI runs.
 GO ?= go
 
-.PHONY: all build deps test vet demo fuzz bench-l7
+.PHONY: all build deps test vet demo fuzz bench-l7 bpf
 
 all: build
 
@@ -30,3 +30,8 @@ fuzz:
 
 bench-l7:
 	bash bench/l7/run.sh
+
+# bpf recompiles the XDP programs (internal/l4/xdp/*.c) with clang into the
+# objects and Go files that are committed, so building strata needs no clang.
+bpf:
+	$(GO) generate ./internal/l4/xdp/

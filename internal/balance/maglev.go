@@ -31,11 +31,21 @@ type maglev struct {
 var _ upstream.Picker = (*maglev)(nil)
 
 func newMaglev(ready []*upstream.Backend, opts Options) upstream.Picker {
+	ready, table := MaglevTable(ready, opts.TableSize)
+	return &maglev{ready: ready, table: table}
+}
+
+// MaglevTable builds the Maglev lookup table of the backends ready over a
+// table of at least size slots (rounded up to a prime): ready comes back
+// sorted by name, and each slot holds an index into it. The XDP data plane
+// (internal/l4/xdp) loads this very table into the kernel, so that the
+// in-kernel and user-space balancers agree slot for slot.
+func MaglevTable(ready []*upstream.Backend, size int) ([]*upstream.Backend, []uint32) {
 	ready = byName(ready)
 	// A permutation only covers the whole table when the size is prime;
 	// any other size could leave a backend walking forever over taken
 	// slots, so round up to a prime.
-	m := nextPrime(max(opts.TableSize, len(ready), 2))
+	m := nextPrime(max(size, len(ready), 2))
 	n := len(ready)
 	pos := make([]uint64, n)  // the next slot of each backend's permutation
 	skip := make([]uint64, n) // its stride, in [1, m-1]
@@ -77,7 +87,7 @@ func newMaglev(ready []*upstream.Backend, opts Options) upstream.Picker {
 			}
 		}
 	}
-	return &maglev{ready: ready, table: table}
+	return ready, table
 }
 
 func (g *maglev) Pick(key uint64) *upstream.Backend {
