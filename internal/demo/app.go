@@ -1,9 +1,8 @@
-package main
+package demo
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,40 +17,39 @@ import (
 	"github.com/strata-lb/strata/pkg/client"
 )
 
-// cmdDemoApp is one of the demo's application instances (`strata demo app`,
-// started by `strata demo` as a child process): a real HTTP server on
-// loopback that says who it is, registered in the registry with the Go SDK
-// and kept alive by its heartbeats. SIGTERM deregisters it before it stops
-// serving, as a well-behaved instance does; kill -9 leaves the registry to
-// notice the silence.
-func cmdDemoApp(args []string, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo app", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	name := fs.String("name", "app-1", "the instance's `name`, in its answers")
-	zone := fs.String("zone", "zone-a", "the instance's zone (its registry cluster)")
-	listen := fs.String("listen", "127.0.0.1:9001", "HTTP listen `address`")
-	reg := fs.String("registry", "127.0.0.1:8848", "registry `address`")
-	service := fs.String("service", "web", "the registry service to join")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil)).With("instance", *name)
-	host, portText, err := net.SplitHostPort(*listen)
+// AppOptions describe one app instance of the demo.
+type AppOptions struct {
+	Name     string // the instance's name, in its answers
+	Zone     string // the instance's zone (its registry cluster)
+	Listen   string // HTTP listen address
+	Registry string // registry address
+	Service  string // the registry service to join
+}
+
+// App is one of the demo's application instances (`strata demo app`,
+// started by Run as a child process): a real HTTP server on loopback that
+// says who it is, registered in the registry with the Go SDK and kept
+// alive by its heartbeats. SIGTERM deregisters it before it stops serving,
+// as a well-behaved instance does; kill -9 leaves the registry to notice
+// the silence. It returns the exit status.
+func App(o AppOptions, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("instance", o.Name)
+	host, portText, err := net.SplitHostPort(o.Listen)
 	port, perr := strconv.Atoi(portText)
 	if err != nil || perr != nil {
-		fmt.Fprintf(stderr, "demo app: -listen %q is not host:port\n", *listen)
+		fmt.Fprintf(stderr, "demo app: -listen %q is not host:port\n", o.Listen)
 		return 2
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		log.Error("listening", "err", err)
 		return 1
 	}
-	body := fmt.Sprintf("hello from %s (%s, pid %d)\n", *name, *zone, os.Getpid())
+	body := fmt.Sprintf("hello from %s (%s, pid %d)\n", o.Name, o.Zone, os.Getpid())
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("X-Instance", *name)
+		w.Header().Set("X-Instance", o.Name)
 		io.WriteString(w, body)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -61,19 +59,19 @@ func cmdDemoApp(args []string, _, stderr io.Writer) int {
 		}
 	}()
 
-	c, err := client.New(client.Config{Servers: []string{*reg}, Logger: log})
+	c, err := client.New(client.Config{Servers: []string{o.Registry}, Logger: log})
 	if err != nil {
 		log.Error("registry client", "err", err)
 		return 1
 	}
-	in := client.Instance{IP: host, Port: port, Cluster: *zone, Metadata: map[string]string{"instance": *name}}
+	in := client.Instance{IP: host, Port: port, Cluster: o.Zone, Metadata: map[string]string{"instance": o.Name}}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	// The registry may still be electing itself when the demo starts its
 	// instances; try again until it answers.
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err = c.Register(ctx, *service, in)
+		err = c.Register(ctx, o.Service, in)
 		cancel()
 		if err == nil {
 			break
@@ -88,7 +86,7 @@ func cmdDemoApp(args []string, _, stderr io.Writer) int {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	log.Info("registered", "service", *service, "addr", *listen, "zone", *zone)
+	log.Info("registered", "service", o.Service, "addr", o.Listen, "zone", o.Zone)
 
 	<-sigs
 	// Leave the registry first, give the l7 nodes a moment to hear of it,
