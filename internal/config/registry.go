@@ -40,6 +40,16 @@ type Registry struct {
 	RemoveAfter Duration `yaml:"remove_after"`
 	// MaxWait caps the wait of a blocking query (default 5m).
 	MaxWait Duration `yaml:"max_wait"`
+	// MaxWatchers bounds the blocking queries and watch streams parked on
+	// the node at once (default 65536); more are answered 429.
+	MaxWatchers int `yaml:"max_watchers"`
+	// MaxWatchersPerClient bounds those of one client address (default
+	// 256), so one host cannot take the whole of MaxWatchers.
+	MaxWatchersPerClient int `yaml:"max_watchers_per_client"`
+	// WatchWriteTimeout bounds each write of a blocking query's answer or
+	// a watch stream's line (default 10s); a client that stops reading is
+	// disconnected instead of holding its slot forever.
+	WatchWriteTimeout Duration `yaml:"watch_write_timeout"`
 	// Check is how the servers check persistent instances (default tcp).
 	Check *HealthCheck `yaml:"check"`
 }
@@ -57,6 +67,14 @@ const (
 	DefaultRegistryListen = "127.0.0.1:8848"
 	DefaultRegistryRaft   = "7848"
 	DefaultRegistryData   = "./data/registry"
+	// DefaultRegistryMaxWatchers is a parked request's goroutine and
+	// buffers (~10 KiB) times 65536: under 1 GiB at the worst.
+	DefaultRegistryMaxWatchers = 65536
+	// DefaultRegistryMaxWatchersPerClient allows a strata process 256
+	// registry-fed pools (each follows its service with one blocking
+	// query) while 256 hostile addresses are needed to fill the node.
+	DefaultRegistryMaxWatchersPerClient = 256
+	DefaultRegistryWatchWriteTimeout    = 10 * time.Second
 )
 
 func init() {
@@ -92,6 +110,15 @@ func registryDefaults(c *Config, absent func(isZero bool, path string) bool) {
 	}
 	if absent(r.MaxWait == 0, "registry.max_wait") {
 		r.MaxWait = Duration(5 * time.Minute)
+	}
+	if absent(r.MaxWatchers == 0, "registry.max_watchers") {
+		r.MaxWatchers = DefaultRegistryMaxWatchers
+	}
+	if absent(r.MaxWatchersPerClient == 0, "registry.max_watchers_per_client") {
+		r.MaxWatchersPerClient = DefaultRegistryMaxWatchersPerClient
+	}
+	if absent(r.WatchWriteTimeout == 0, "registry.watch_write_timeout") {
+		r.WatchWriteTimeout = Duration(DefaultRegistryWatchWriteTimeout)
 	}
 	if h := r.Check; h != nil {
 		if h.Type == "" {
@@ -147,6 +174,17 @@ func registryValidate(v *validator, _ map[string]bool) {
 	}
 	if r.MaxWait <= 0 {
 		v.errorf("registry.max_wait", "must be positive")
+	}
+	if r.MaxWatchers <= 0 {
+		v.errorf("registry.max_watchers", "must be positive")
+	}
+	if r.MaxWatchersPerClient <= 0 {
+		v.errorf("registry.max_watchers_per_client", "must be positive")
+	} else if r.MaxWatchersPerClient > r.MaxWatchers {
+		v.errorf("registry.max_watchers_per_client", "must not be more than max_watchers (%d)", r.MaxWatchers)
+	}
+	if r.WatchWriteTimeout <= 0 {
+		v.errorf("registry.watch_write_timeout", "must be positive")
 	}
 	seen := map[string]bool{}
 	for i, ns := range r.Namespaces {

@@ -14,7 +14,8 @@ func TestRegistryDefaults(t *testing.T) {
 	r := c.Registry
 	if r.Listen != DefaultRegistryListen || r.RaftListen != "127.0.0.1:7848" || r.Data != DefaultRegistryData ||
 		r.HeartbeatInterval.D() != 5*time.Second || r.UnhealthyAfter.D() != 15*time.Second || r.RemoveAfter.D() != 30*time.Second ||
-		r.MaxWait.D() != 5*time.Minute || r.Check.Interval != DefaultInterval || r.Check.Rise != DefaultRise {
+		r.MaxWait.D() != 5*time.Minute || r.MaxWatchers != 65536 || r.MaxWatchersPerClient != 256 ||
+		r.WatchWriteTimeout.D() != 10*time.Second || r.Check.Interval != DefaultInterval || r.Check.Rise != DefaultRise {
 		t.Errorf("defaults not applied: %+v", r)
 	}
 	if c, _ := Parse("t.yaml", []byte("pools: []\n")); c.Registry != nil {
@@ -35,6 +36,10 @@ func TestRegistryValidationErrors(t *testing.T) {
 		{"removed before unhealthy", "remove_after: 10s", "must not be shorter than unhealthy_after"},
 		{"namespace without token", "namespaces: [{name: prod}]", "registry.namespaces[0].token: is required"},
 		{"namespace twice", "namespaces: [{name: a, token: x}, {name: a, token: y}]", `namespace "a" is listed twice`},
+		{"no watchers", "max_watchers: 0", "registry.max_watchers: must be positive"},
+		{"no watchers per client", "max_watchers_per_client: 0", "registry.max_watchers_per_client: must be positive"},
+		{"more per client than in all", "max_watchers: 10\n  max_watchers_per_client: 11", "must not be more than max_watchers (10)"},
+		{"no write timeout", "watch_write_timeout: 0s", "registry.watch_write_timeout: must be positive"},
 		{"bad check", "check: {type: smtp}", `registry.check.type: unknown type "smtp"`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

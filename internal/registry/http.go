@@ -369,18 +369,22 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		wait = min(wait, n.opts.MaxWait)
-		if !n.park(w) {
+		unpark, ok := n.park(w, r)
+		if !ok {
 			return
 		}
-		defer n.parked.Add(-1)
+		defer unpark()
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		release := context.AfterFunc(n.ctx, cancel)
 		v, found = n.store.Wait(ctx, q.Key, idx)
 		release()
 		cancel()
-	} else {
-		v, found = n.store.Get(q.Key)
+		w.Header().Set("X-Strata-Index", strconv.FormatUint(v.Index, 10))
+		w.Header().Set("Content-Type", "application/json")
+		n.writeParked(w, n.answers.answer(cacheKey(r, &v, q.Caller), &v, found, &q))
+		return
 	}
+	v, found = n.store.Get(q.Key)
 	body := n.answers.answer(cacheKey(r, &v, q.Caller), &v, found, &q)
 	w.Header().Set("X-Strata-Index", strconv.FormatUint(v.Index, 10))
 	w.Header().Set("Content-Type", "application/json")
@@ -399,40 +403,25 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errf(http.StatusForbidden, "namespace %q needs an access token", q.Namespace))
 		return
 	}
-	if !n.park(w) {
+	unpark, ok := n.park(w, r)
+	if !ok {
 		return
 	}
-	defer n.parked.Add(-1)
-	fl, _ := w.(http.Flusher)
+	defer unpark()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	ctx, cancel := context.WithCancel(r.Context())
 	defer context.AfterFunc(n.ctx, cancel)()
 	defer cancel()
 	v, found := n.store.Get(q.Key)
 	for {
-		if _, err := w.Write(n.answers.answer(cacheKey(r, &v, q.Caller), &v, found, &q)); err != nil {
+		if n.writeParked(w, n.answers.answer(cacheKey(r, &v, q.Caller), &v, found, &q)) != nil {
 			return
-		}
-		if fl != nil {
-			fl.Flush()
 		}
 		v, found = n.store.Wait(ctx, q.Key, v.Index)
 		if ctx.Err() != nil {
 			return
 		}
 	}
-}
-
-// park counts a blocking query or watch in, or answers 429 when too many
-// are parked already.
-func (n *Node) park(w http.ResponseWriter) bool {
-	if n.parked.Add(1) > int64(n.opts.MaxParked) {
-		n.parked.Add(-1)
-		w.Header().Set("Retry-After", "1")
-		writeErr(w, errf(http.StatusTooManyRequests, "registry: %d blocking queries and watches are parked already; retry", n.opts.MaxParked))
-		return false
-	}
-	return true
 }
 
 func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {

@@ -57,6 +57,13 @@ type Options struct {
 	// (default 65536); more are answered 429 with Retry-After, so a flood
 	// of subscribers cannot exhaust the node.
 	MaxParked int
+	// MaxParkedPerClient bounds those of one client address (default
+	// 256), so one host cannot take the whole of MaxParked.
+	MaxParkedPerClient int
+	// WatchWriteTimeout bounds each write of a parked request's answer
+	// (default 10s): a client that stops reading is disconnected and
+	// frees its slot.
+	WatchWriteTimeout time.Duration
 	// CacheMillis is the refresh period told to Nacos clients (default 1000).
 	CacheMillis int
 	// Checks configures server-side checks of persistent instances.
@@ -82,6 +89,11 @@ type Node struct {
 	fwd     *http.Client
 	answers answerCache
 	parked  atomic.Int64 // blocking queries and watches in progress
+	// parkedBy counts parked requests per client address; an entry goes
+	// when its count reaches zero, so the map is bounded by MaxParked.
+	parkedMu sync.Mutex
+	parkedBy map[string]int
+	stats    parkStats
 
 	// leading is true once the leader loop has taken up this node's
 	// leadership (liveness epoch set, previous term applied).
@@ -124,6 +136,12 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 	if opts.MaxParked == 0 {
 		opts.MaxParked = 65536
 	}
+	if opts.MaxParkedPerClient == 0 {
+		opts.MaxParkedPerClient = 256
+	}
+	if opts.WatchWriteTimeout == 0 {
+		opts.WatchWriteTimeout = 10 * time.Second
+	}
 	if opts.CacheMillis == 0 {
 		opts.CacheMillis = 1000
 	}
@@ -136,6 +154,8 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 		ln:    ln,
 		stop:  make(chan struct{}),
 		fwd:   &http.Client{Timeout: 10 * time.Second},
+
+		parkedBy: map[string]int{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.SetTokens(opts.AdminToken, opts.NamespaceTokens)

@@ -44,9 +44,12 @@ func OptionsFrom(c *config.Registry, log *slog.Logger) Options {
 			UnhealthyAfter: c.UnhealthyAfter.D(),
 			RemoveAfter:    c.RemoveAfter.D(),
 		},
-		MaxWait: c.MaxWait.D(),
-		Checks:  CheckOptions{Check: c.Check},
-		Logger:  log,
+		MaxWait:            c.MaxWait.D(),
+		MaxParked:          c.MaxWatchers,
+		MaxParkedPerClient: c.MaxWatchersPerClient,
+		WatchWriteTimeout:  c.WatchWriteTimeout.D(),
+		Checks:             CheckOptions{Check: c.Check},
+		Logger:             log,
 	}
 	if o.DataDir == "memory" {
 		o.DataDir = ""

@@ -7,7 +7,13 @@ import (
 
 func init() {
 	registerRole("registry", func(c *config.Config) bool { return c.Registry != nil }, func(env Env) (Role, error) {
-		return registryRole{registry.NewServer(env.Logger.With("role", "registry"))}, nil
+		srv := registry.NewServer(env.Logger.With("role", "registry"))
+		if env.Registry != nil {
+			if err := env.Registry.Register(srv.Collector()); err != nil {
+				return nil, err
+			}
+		}
+		return registryRole{srv}, nil
 	})
 }
 
