@@ -5,15 +5,14 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // The write examples in docs/admin.md use curl, which sends -d bodies as
 // application/x-www-form-urlencoded and no Origin; they must work as shown.
 func TestCurlExamples(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
+	curl := testnet.NeedTool(t, "curl", "curl")
 	const token = "t0ken"
 	f := newFixture(t, func(o *Options) { o.Token = token })
 	tests := []struct {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/strata-lb/strata/internal/balance"
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -132,7 +133,7 @@ func TestApplyRejects(t *testing.T) {
 
 func TestWeights(t *testing.T) {
 	if _, err := balance.Builder("wrr", balance.Options{}); err != nil {
-		t.Skipf("wrr is not registered yet: %v", err)
+		t.Fatalf("wrr: %v", err)
 	}
 	a, b := startBackend(t, named("a")), startBackend(t, named("b"))
 	pool := newPoolSpecs(t, "w", "wrr", []upstream.Spec{{Addr: a.addr, Weight: 3}, {Addr: b.addr, Weight: 1}})
@@ -650,10 +651,7 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 }
 
 func TestCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
+	curl := testnet.NeedTool(t, "curl", "curl")
 	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s %s", r.Host, r.URL.Path, r.Header.Get("X-Forwarded-For"))
 	}))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -159,9 +160,7 @@ func TestRedirectRespondAndHeaderEdits(t *testing.T) {
 
 // TestCurlRedirect checks a redirect and a fixed response with curl.
 func TestCurlRedirect(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl not installed")
-	}
+	testnet.NeedTool(t, "curl", "curl")
 	routes := []config.Route{
 		{PathPrefix: "/old/", Redirect: &config.RouteRedirect{Status: 308, PrefixRewrite: "/new/"}},
 		{PathPrefix: "/new/", Respond: &config.RouteRespond{Body: "new place"}},

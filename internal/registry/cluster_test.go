@@ -73,8 +73,10 @@ func register(c *http.Client, node string, i int) error {
 // instances register. No acknowledged registration is lost, a new leader
 // serves within 5 s, and the old leader, restarted, catches up.
 func TestClusterFailover(t *testing.T) {
+	// -short is a developer's explicit request for the quick tests only;
+	// make test and CI never pass it.
 	if testing.Short() {
-		t.Skip("cluster test")
+		t.Skip("-short: skipping the three-node failover")
 	}
 	base := t.TempDir()
 	type spec struct{ http, raft, dir string }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // TestDashboardInChromium runs the whole chain (dns → l4 → l7 → three app
@@ -29,14 +31,8 @@ import (
 //
 // Set STRATA_SCREENSHOT=/some/file.png to keep a screenshot of the page.
 func TestDashboardInChromium(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not installed (.ci/run installs it)")
-	}
-	driver, err := exec.LookPath("chromedriver")
-	if err != nil {
-		t.Skip("chromedriver not installed (.ci/run installs chromium-driver)")
-	}
+	chromium := testnet.NeedTool(t, "chromium", "chromium")
+	driver := testnet.NeedTool(t, "chromedriver", "chromium-driver")
 
 	apps := make([]string, 3)
 	for i := range apps {

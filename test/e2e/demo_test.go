@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // TestDemoChain runs `strata demo` as the README tells a newcomer to, on
@@ -28,11 +30,8 @@ import (
 // and the edge's status show each change within seconds, and the drained
 // instance gets no more requests. Stopping the demo stops every child.
 func TestDemoChain(t *testing.T) {
-	for _, tool := range []string{"curl", "dig"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (.ci/run installs curl and dnsutils)", tool)
-		}
-	}
+	testnet.NeedTool(t, "curl", "curl")
+	testnet.NeedTool(t, "dig", "dnsutils")
 	adminAddr, regAddr, raftAddr, dnsAddr, vip := freePort(t), freePort(t), freePort(t), freeUDPTCPPort(t), freePort(t)
 	l7s := []string{freePort(t), freePort(t)}
 	l7Admins := []string{freePort(t), freePort(t)}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 const dnsRegistryConfig = `admin:
@@ -30,9 +32,9 @@ dns:
 // <service>.<group>.<namespace>.svc.strata.test, and a deregistration
 // leaves the answers within a second.
 func TestDNSRegistry(t *testing.T) {
-	needTool(t, "dig", "dnsutils")
-	needTool(t, "kdig", "knot-dnsutils")
-	needTool(t, "curl", "curl")
+	testnet.NeedTool(t, "dig", "dnsutils")
+	testnet.NeedTool(t, "kdig", "knot-dnsutils")
+	testnet.NeedTool(t, "curl", "curl")
 	regAddr, raftAddr, dnsAddr := freePort(t), freePort(t), freeUDPTCPPort(t)
 	path := filepath.Join(t.TempDir(), "strata.yaml")
 	if err := os.WriteFile(path, []byte(fmt.Sprintf(dnsRegistryConfig, regAddr, raftAddr, dnsAddr)), 0o600); err != nil {

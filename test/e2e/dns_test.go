@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,20 +11,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
-)
 
-// needTool skips the test when a client it drives is not installed (CI
-// installs it: .ci/run).
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed (Debian package %s)", name, pkg)
-	}
-	return p
-}
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-lb/strata/internal/testnet"
+)
 
 // lockedBuffer collects a process's output from its own goroutine.
 type lockedBuffer struct {
@@ -88,9 +83,15 @@ func shortIPs(t *testing.T, addr, name string) []string {
 	return ips
 }
 
-// listenOn binds host:port for TCP; it returns nil if the port is taken.
-func listenOn(t *testing.T, hostport string) net.Listener {
-	ln, err := net.Listen("tcp", hostport)
+// listenOn binds host:port for TCP and accepts (and closes) every
+// connection; it returns nil if the port is taken. With shared, the socket
+// has SO_REUSEPORT, so it can share the port with holdPort's socket.
+func listenOn(t *testing.T, hostport string, shared bool) net.Listener {
+	var lc net.ListenConfig
+	if shared {
+		lc.Control = reusePort
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", hostport)
 	if err != nil {
 		return nil
 	}
@@ -107,25 +108,65 @@ func listenOn(t *testing.T, hostport string) net.Listener {
 	return ln
 }
 
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// holdPort binds an IPv4 host:port with SO_REUSEPORT and never listens on
+// it, until the test ends. A socket that does not listen refuses no
+// connection of its own (they are refused while no listener shares the
+// port), but it keeps the port from every socket without SO_REUSEPORT: a
+// test's backend can stop (close its listener) and return on the same port
+// without another program taking the port in between.
+func holdPort(t *testing.T, host string, port int) bool {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	sa := &syscall.SockaddrInet4{Port: port}
+	copy(sa.Addr[:], net.ParseIP(host).To4())
+	if err := syscall.Bind(fd, sa); err != nil {
+		syscall.Close(fd)
+		return false
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	return true
+}
+
 // TestDNSOneLinerFollowsHealth is the one-liner: two addresses
 // checked over TCP. An address leaves the answers when its server stops
 // listening and comes back when it returns; with every server down the
 // answers fail open.
 func TestDNSOneLinerFollowsHealth(t *testing.T) {
-	needTool(t, "dig", "dnsutils")
-	// Two backends on the same port of 127.0.0.2 and 127.0.0.3.
+	testnet.NeedTool(t, "dig", "dnsutils")
+	// Two backends on the same port of 127.0.0.2 and 127.0.0.3; the port
+	// of 127.0.0.3 is held for the whole test, as its backend goes away
+	// and returns.
 	var b2, b3 net.Listener
 	var port string
 	for i := 0; i < 20 && b3 == nil; i++ {
 		if b2 != nil {
 			b2.Close()
 		}
-		b2 = listenOn(t, "127.0.0.2:0")
-		if b2 == nil {
-			t.Skip("cannot bind 127.0.0.2")
+		// All of 127.0.0.0/8 is loopback on Linux: binding there fails
+		// only on a broken machine.
+		if b2 = listenOn(t, "127.0.0.2:0", false); b2 == nil {
+			t.Fatal("cannot bind 127.0.0.2")
 		}
 		_, port, _ = net.SplitHostPort(b2.Addr().String())
-		b3 = listenOn(t, "127.0.0.3:"+port)
+		if holdPort(t, "127.0.0.3", b2.Addr().(*net.TCPAddr).Port) {
+			b3 = listenOn(t, "127.0.0.3:"+port, true)
+		}
 	}
 	if b3 == nil {
 		t.Fatal("no port free on both 127.0.0.2 and 127.0.0.3")
@@ -141,8 +182,8 @@ func TestDNSOneLinerFollowsHealth(t *testing.T) {
 	// interval 1s × fall 2: gone within a few seconds.
 	b3.Close()
 	eventually(t, 8*time.Second, "127.0.0.3 to leave the answers", func() bool { return got() == "127.0.0.2" })
-	if b3 = listenOn(t, "127.0.0.3:"+port); b3 == nil {
-		t.Skip("port taken meanwhile")
+	if b3 = listenOn(t, "127.0.0.3:"+port, true); b3 == nil {
+		t.Fatal("cannot listen again on 127.0.0.3:" + port + ", which the test holds")
 	}
 	eventually(t, 8*time.Second, "127.0.0.3 to come back", func() bool { return got() == both })
 	// Every address down: fail open, answer them all.
@@ -218,8 +259,8 @@ func startZone(t *testing.T) string {
 }
 
 func TestDNSRcodesWithDigAndKdig(t *testing.T) {
-	needTool(t, "dig", "dnsutils")
-	needTool(t, "kdig", "knot-dnsutils")
+	testnet.NeedTool(t, "dig", "dnsutils")
+	testnet.NeedTool(t, "kdig", "knot-dnsutils")
 	addr := startZone(t)
 	tests := []struct {
 		desc string
@@ -256,7 +297,6 @@ func TestDNSRcodesWithDigAndKdig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			needTool(t, tc.tool, "dnsutils or knot-dnsutils")
 			out := digRun(t, tc.tool, addr, tc.args...)
 			for _, w := range tc.want {
 				if !strings.Contains(out, w) {
@@ -270,7 +310,7 @@ func TestDNSRcodesWithDigAndKdig(t *testing.T) {
 // TestDNSWeightsOverManyQueries asks 2000 times in one dig batch: weights
 // 3:1 with one address per answer.
 func TestDNSWeightsOverManyQueries(t *testing.T) {
-	needTool(t, "dig", "dnsutils")
+	testnet.NeedTool(t, "dig", "dnsutils")
 	addr := startZone(t)
 	const n = 2000
 	batch := filepath.Join(t.TempDir(), "batch")

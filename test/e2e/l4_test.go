@@ -119,9 +119,7 @@ func TestL4ManyShortConnectionsKeepTheirBytes(t *testing.T) {
 }
 
 func TestL4Iperf3ThroughputAndTable(t *testing.T) {
-	if _, err := exec.LookPath("iperf3"); err != nil {
-		t.Skip("iperf3 not installed (Debian: iperf3)")
-	}
+	testnet.NeedTool(t, "iperf3", "iperf3")
 	backend := freePort(t)
 	_, port, _ := net.SplitHostPort(backend)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -174,6 +172,8 @@ func TestL4Iperf3ThroughputAndTable(t *testing.T) {
 }
 
 func TestL4UDPToARealDNSServer(t *testing.T) {
+	testnet.NeedTool(t, "dig", "dnsutils")
+	testnet.NeedTool(t, "dnsperf", "dnsperf")
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -206,29 +206,23 @@ func TestL4UDPToARealDNSServer(t *testing.T) {
 	if len(in.Answer) != 1 || !strings.Contains(in.Answer[0].String(), "192.0.2.7") {
 		t.Fatalf("answer = %v", in.Answer)
 	}
-	if _, err := exec.LookPath("dig"); err == nil {
-		out, err := exec.Command("dig", "+short", "+time=2", "+tries=2", "@"+host, "-p", port, "example.test", "A").Output()
-		if err != nil || strings.TrimSpace(string(out)) != "192.0.2.7" {
-			t.Errorf("dig through strata: %v %q", err, out)
-		}
-	} else {
-		t.Log("dig not installed (Debian: dnsutils); checked with the Go client only")
+	out, err := exec.Command("dig", "+short", "+time=2", "+tries=2", "@"+host, "-p", port, "example.test", "A").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "192.0.2.7" {
+		t.Errorf("dig through strata: %v %q", err, out)
 	}
-	if _, err := exec.LookPath("dnsperf"); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		queries := filepath.Join(t.TempDir(), "queries")
-		if err := os.WriteFile(queries, []byte("example.test A\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		// Bounded: two seconds, at most 20 queries in flight.
-		cmd := exec.CommandContext(ctx, "dnsperf", "-s", host, "-p", port, "-d", queries, "-l", "2", "-c", "4", "-q", "20", "-t", "2")
-		out, err := cmd.CombinedOutput()
-		if err != nil || !regexp.MustCompile(`Queries completed:\s+[1-9]`).Match(out) || !regexp.MustCompile(`Queries lost:\s+0 `).Match(out) {
-			t.Errorf("dnsperf through strata: %v\n%s", err, out)
-		}
+	dctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	queries := filepath.Join(t.TempDir(), "queries")
+	if err := os.WriteFile(queries, []byte("example.test A\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	out, err := exec.Command(strataBin, "ctl", "conns", "--admin", admin).CombinedOutput()
+	// Bounded: two seconds, at most 20 queries in flight.
+	cmd := exec.CommandContext(dctx, "dnsperf", "-s", host, "-p", port, "-d", queries, "-l", "2", "-c", "4", "-q", "20", "-t", "2")
+	out, err = cmd.CombinedOutput()
+	if err != nil || !regexp.MustCompile(`Queries completed:\s+[1-9]`).Match(out) || !regexp.MustCompile(`Queries lost:\s+0 `).Match(out) {
+		t.Errorf("dnsperf through strata: %v\n%s", err, out)
+	}
+	out, err = exec.Command(strataBin, "ctl", "conns", "--admin", admin).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "UDP") {
 		t.Errorf("strata ctl conns shows no UDP session: %v\n%s", err, out)
 	}

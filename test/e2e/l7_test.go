@@ -26,17 +26,26 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/strata-lb/strata/internal/testnet"
 )
+
+// nginxBin returns nginx's path: /usr/sbin, which is not on every user's
+// PATH, or else where PATH has it.
+func nginxBin(t *testing.T) string {
+	t.Helper()
+	const bin = "/usr/sbin/nginx"
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	return testnet.NeedTool(t, "nginx", "nginx-light")
+}
 
 // startNginx runs nginx (Debian nginx-light) on addr from a temporary
 // config, answering every request with body, in a process group of its
 // own. It returns the master's pid, which is also the group's id.
 func startNginx(t *testing.T, addr, body string) int {
 	t.Helper()
-	bin := "/usr/sbin/nginx"
-	if _, err := os.Stat(bin); err != nil {
-		bin = needTool(t, "nginx", "nginx-light")
-	}
+	bin := nginxBin(t)
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`worker_processes 1;
 error_log %[1]s/error.log;
@@ -103,7 +112,7 @@ func serial(t *testing.T, addr, sni string) int64 {
 
 func curlL7(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	out, err := exec.Command(needTool(t, "curl", "curl"), append([]string{"-sS", "--max-time", "10"}, args...)...).CombinedOutput()
+	out, err := exec.Command(testnet.NeedTool(t, "curl", "curl"), append([]string{"-sS", "--max-time", "10"}, args...)...).CombinedOutput()
 	return string(out), err
 }
 
@@ -135,6 +144,8 @@ func wsEcho(t *testing.T) string {
 }
 
 func TestL7ProtocolsWithNginxCurlAndWebSocket(t *testing.T) {
+	nginxBin(t)
+	testnet.NeedTool(t, "curl", "curl")
 	n1, n2 := freePort(t), freePort(t)
 	pid1 := startNginx(t, n1, "n1")
 	startNginx(t, n2, "n2")

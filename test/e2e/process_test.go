@@ -30,7 +30,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	strataBin = filepath.Join(dir, "strata")
-	build := exec.Command("go", "build", "-o", strataBin, "../../cmd/strata")
+	args := []string{"build", "-o", strataBin}
+	if raceEnabled {
+		// go test -race (as make test runs) covers the processes the tests
+		// start as well. A race in one makes it exit at once with the
+		// report on its stderr rather than run on, so the test that drove
+		// it fails.
+		args = append(args, "-race")
+		if os.Getenv("GORACE") == "" {
+			os.Setenv("GORACE", "halt_on_error=1")
+		}
+	}
+	build := exec.Command("go", append(args, "../../cmd/strata")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building strata:", err)

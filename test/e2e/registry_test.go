@@ -15,6 +15,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/clients"
 	"github.com/nacos-group/nacos-sdk-go/common/constant"
 	"github.com/nacos-group/nacos-sdk-go/vo"
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // startRegistry runs the one-liner and waits until the node serves.
@@ -61,7 +62,7 @@ func cluster(addr string) (clusterState, error) {
 
 func curl(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(needTool(t, "curl", "curl"), append([]string{"-sS", "--fail-with-body"}, args...)...).CombinedOutput()
+	out, err := exec.Command(testnet.NeedTool(t, "curl", "curl"), append([]string{"-sS", "--fail-with-body"}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl %v: %v\n%s", args, err, out)
 	}
@@ -73,6 +74,7 @@ func curl(t *testing.T, args ...string) string {
 // leader with SIGKILL and checks that a new leader serves within 5 s with
 // every registration.
 func TestRegistryClusterOneLiners(t *testing.T) {
+	testnet.NeedTool(t, "curl", "curl")
 	dir := t.TempDir()
 	var http_, raft []string
 	for i := 0; i < 3; i++ {
