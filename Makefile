@@ -1,7 +1,7 @@
 # strata — the commands README.md gives, and the ones CI runs.
 GO ?= go
 
-.PHONY: all build deps test vet demo fuzz bench-l7 bpf
+.PHONY: all build deps test vet demo fuzz stress bench-l7 bpf
 
 all: build
 
@@ -23,10 +23,17 @@ vet:
 demo:
 	$(GO) run ./cmd/strata demo
 
-# fuzz runs each native fuzz target for FUZZTIME (seed corpora run in test).
+# fuzz runs every native fuzz target (found by grep in the _test.go files)
+# for FUZZTIME each; the seed corpora run in test.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/config/
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
+
+# stress runs each package's tests STRESSCOUNT times under the race
+# detector, one package at a time (PKGS narrows it: PKGS=./internal/l4/).
+STRESSCOUNT ?= 5
+stress:
+	STRESSCOUNT=$(STRESSCOUNT) GO=$(GO) bash scripts/stress.sh $(PKGS)
 
 bench-l7:
 	bash bench/l7/run.sh

@@ -3,8 +3,10 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,7 +81,9 @@ func TestProviderFollowsRegistry(t *testing.T) {
 	node := startRegistry(t)
 	reg := node.ID()
 	pool := newPool(t, "app")
-	p, err := Start(pool, config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}, Options{Logger: quiet})
+	// The SDK logs each failed poll of the registry; the test counts them.
+	polls := &countingHandler{msg: "registry client: following service"}
+	p, err := Start(pool, config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}, Options{Logger: slog.New(polls)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,12 +134,13 @@ func TestProviderFollowsRegistry(t *testing.T) {
 	}
 
 	// The registry goes away: the pool keeps its last backends.
+	failed := polls.n.Load()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := node.Close(cctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // several failed polls of the SDK
+	waitFor(t, 5*time.Second, "three failed polls of the SDK", func() bool { return polls.n.Load() >= failed+3 })
 	if got := names(pool); !slices.Equal(got, []string{"127.0.0.1:9001", "127.0.0.1:9003"}) {
 		t.Fatalf("with the registry gone the pool has %v, want its last backends", got)
 	}
@@ -212,3 +217,22 @@ func TestProviderCacheSeedsPool(t *testing.T) {
 		t.Fatalf("pool seeded from the cache has %v, want [127.0.0.1:1]", got)
 	}
 }
+
+// countingHandler is a slog handler that counts the records with message
+// msg, whatever their level, and drops everything.
+type countingHandler struct {
+	msg string
+	n   atomic.Int64
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }

@@ -185,7 +185,7 @@ func TestTCPBounds(t *testing.T) {
 	dc := baseConfig()
 	dc.TCPMaxConns = 2
 	dc.TCPIdleTimeout = config.Duration(200 * time.Millisecond)
-	_, addr := startServer(t, dc, nil)
+	s, addr := startServer(t, dc, nil)
 	var conns []net.Conn
 	for i := 0; i < 2; i++ {
 		c, err := net.Dial("tcp", addr)
@@ -195,8 +195,16 @@ func TestTCPBounds(t *testing.T) {
 		defer c.Close()
 		conns = append(conns, c)
 	}
-	// Let the server accept both before the third arrives.
-	time.Sleep(50 * time.Millisecond)
+	// The server has accepted both before the third arrives.
+	poll(t, 5*time.Second, "two TCP connections accepted", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var n int64
+		for _, l := range s.listeners {
+			n += l.nconn.Load()
+		}
+		return n == 2
+	})
 	c3, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -603,6 +603,8 @@ func TestRouteTimeouts(t *testing.T) {
 	var slowHits, fastHits atomic.Int64
 	slow := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slowHits.Add(1)
+		// Slow is what this backend is for: the route timeouts under
+		// test are shorter than this.
 		time.Sleep(300 * time.Millisecond)
 		io.WriteString(w, "slow")
 	}))

@@ -27,9 +27,12 @@ func TestPersistentChecks(t *testing.T) {
 			c.Close()
 		}
 	}()
+	// The heartbeat clock is the test's, so "far past remove_after" is a
+	// step of it rather than a wait.
+	clk := &fakeClock{t: time.Unix(1000, 0)}
 	n := startNode(t, Options{
 		Checks:   CheckOptions{Check: &config.HealthCheck{Type: "tcp", Interval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(40 * time.Millisecond), Rise: 1, Fall: 2}},
-		Liveness: LivenessOptions{UnhealthyAfter: 50 * time.Millisecond, RemoveAfter: 100 * time.Millisecond},
+		Liveness: LivenessOptions{UnhealthyAfter: 50 * time.Millisecond, RemoveAfter: 100 * time.Millisecond, Now: clk.now},
 	})
 	k := Key{Service: "db"}
 	in := Instance{IP: "127.0.0.1", Port: addr.Port, Weight: 1, Healthy: false, Enabled: true, Ephemeral: false}
@@ -41,9 +44,15 @@ func TestPersistentChecks(t *testing.T) {
 	waitFor(t, 5*time.Second, "a passing check to mark it healthy", func() bool { h, _ := state(); return h })
 	ln.Close()
 	waitFor(t, 5*time.Second, "failing checks to mark it unhealthy", func() bool { h, ok := state(); return ok && !h })
-	// Far past remove_after: persistent instances are never removed by
-	// the servers.
-	time.Sleep(300 * time.Millisecond)
+	// A sweep far past remove_after, whose command is replicated as the
+	// leader's would be: persistent instances are never removed by the
+	// servers.
+	clk.add(time.Hour)
+	if c := n.live.Sweep(n.store); c != nil {
+		if _, err := n.Propose(c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, ok := state(); !ok {
 		t.Fatal("persistent instance removed")
 	}

@@ -153,7 +153,10 @@ func TestBlockingQueryAndWatch(t *testing.T) {
 		json.Unmarshal(b, &r)
 		blocked <- r
 	}()
-	time.Sleep(50 * time.Millisecond) // let the blocking query park
+	// The watch is parked already; the blocking query makes two. (Were
+	// the change to land before the query waits, the query would still
+	// return it at once: its index is older.)
+	waitFor(t, 5*time.Second, "the blocking query to park", func() bool { return n.parked.Load() == 2 })
 	changed := time.Now()
 	do(t, "PUT", u+"/v1/registry/instances", "", map[string]any{"service": "w", "ip": "127.0.0.2", "port": 80})
 	if got := next(); len(got.Instances) != 2 {

@@ -130,7 +130,7 @@ func TestDemoChain(t *testing.T) {
 	// connection each, as the demo's generator sends them.
 	load := startLoad(vip, 10*time.Millisecond, 4000, 35*time.Second)
 	defer load.stop()
-	time.Sleep(500 * time.Millisecond)
+	eventually(t, 10*time.Second, "the load's first 20 answers", func() bool { return load.answered() >= 20 })
 
 	// kill -9 an app instance: the registry stops listing it, the edge's
 	// status drops it, and no request fails.
@@ -148,7 +148,7 @@ func TestDemoChain(t *testing.T) {
 	})
 	t.Logf("kill -9 app-6: gone from the registry and the edge status after %v", time.Since(killedAt).Round(10*time.Millisecond))
 	load.since(time.Now())
-	time.Sleep(time.Second)
+	eventually(t, 10*time.Second, "100 answers since app-6 was gone", func() bool { return load.answered() >= 100 })
 	if n := load.answersFrom("app-6"); n != 0 {
 		t.Errorf("%d requests answered by app-6 after it was gone", n)
 	}
@@ -177,7 +177,7 @@ func TestDemoChain(t *testing.T) {
 		t.Fatalf("drain: %s", res.Status)
 	}
 	load.since(time.Now())
-	time.Sleep(1500 * time.Millisecond)
+	eventually(t, 10*time.Second, "100 answers since the drain", func() bool { return load.answered() >= 100 })
 	split := load.split()
 	if split["app-1"] != 0 || len(split) != 4 {
 		t.Errorf("after draining app-1 on the only l7 node, requests went to %v; want app-2 … app-5 only", split)
@@ -388,6 +388,17 @@ func (l *load) answersFrom(name string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.answers[name]
+}
+
+// answered is how many requests sent since since() have been answered.
+func (l *load) answered() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, v := range l.answers {
+		n += v
+	}
+	return n
 }
 
 func (l *load) split() map[string]int {
