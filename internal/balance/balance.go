@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/strata-lb/strata/internal/config/known"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -31,6 +32,15 @@ type Options struct {
 type Factory func(ready []*upstream.Backend, opts Options) upstream.Picker
 
 var factories = map[string]Factory{}
+
+// The config checks an algorithm's name against this registry without
+// importing balance (see internal/config/known).
+func init() {
+	known.SetAlgorithms(func(name string) error {
+		_, err := Builder(name, Options{})
+		return err
+	}, Names)
+}
 
 // Register makes an algorithm available by name. It is called from init.
 func Register(name string, f Factory) {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/strata-lb/strata/internal/config/known"
 )
 
 // DNS is the authoritative DNS role: zones of static records and
@@ -177,10 +177,12 @@ const (
 	DefaultDNSRegistryNS     = "public"
 )
 
-// TSIGAlgorithms are the TSIG algorithms accepted, by config name.
+// TSIGAlgorithms are the TSIG algorithms accepted, by config name, with
+// their names on the wire (RFC 8945; miekg/dns's Hmac constants, which a
+// test in internal/dnslb compares them with).
 var TSIGAlgorithms = map[string]string{
-	"hmac-sha256": dns.HmacSHA256, "hmac-sha512": dns.HmacSHA512, "hmac-sha384": dns.HmacSHA384,
-	"hmac-sha224": dns.HmacSHA224, "hmac-sha1": dns.HmacSHA1,
+	"hmac-sha256": "hmac-sha256.", "hmac-sha512": "hmac-sha512.", "hmac-sha384": "hmac-sha384.",
+	"hmac-sha224": "hmac-sha224.", "hmac-sha1": "hmac-sha1.",
 }
 
 func init() {
@@ -267,6 +269,7 @@ func dnsDefaults(c *Config, absent func(isZero bool, path string) bool) {
 }
 
 func dnsValidate(v *validator, pools map[string]bool) {
+	syn := known.DNSSyntax() // names, types and records: see internal/dnssyntax
 	d := v.c.DNS
 	if d == nil {
 		return
@@ -336,8 +339,8 @@ func dnsValidate(v *validator, pools map[string]bool) {
 	keys := map[string]bool{}
 	for i, k := range d.TSIGKeys {
 		kp := fmt.Sprintf("dns.tsig_keys[%d]", i)
-		name := strings.ToLower(dns.Fqdn(k.Name))
-		if _, ok := dns.IsDomainName(k.Name); !ok || k.Name == "" {
+		name := strings.ToLower(syn.Fqdn(k.Name))
+		if !syn.IsDomainName(k.Name) || k.Name == "" {
 			v.errorf(kp+".name", "%q is not a key name (a domain name such as xfr-key)", k.Name)
 		} else if keys[name] {
 			v.errorf(kp+".name", "duplicate key name %q", k.Name)
@@ -354,8 +357,8 @@ func dnsValidate(v *validator, pools map[string]bool) {
 	for i := range d.Zones {
 		z := &d.Zones[i]
 		zp := fmt.Sprintf("dns.zones[%d]", i)
-		fq := strings.ToLower(dns.Fqdn(z.Name))
-		if _, ok := dns.IsDomainName(z.Name); !ok || z.Name == "" {
+		fq := strings.ToLower(syn.Fqdn(z.Name))
+		if !syn.IsDomainName(z.Name) || z.Name == "" {
 			v.errorf(zp+".name", "%q is not a domain name", z.Name)
 		} else if zones[fq] {
 			v.errorf(zp+".name", "zone %q is configured twice", z.Name)
@@ -368,7 +371,7 @@ func dnsValidate(v *validator, pools map[string]bool) {
 		// when the DNS role starts; zone files are read by the role, whose
 		// errors name the file and its line.
 		for j, r := range z.Records {
-			if err := CheckRecord(fq, r); err != nil {
+			if err := syn.CheckRecord(fq, r); err != nil {
 				v.errorf(fmt.Sprintf("%s.records[%d]", zp, j), "%v", err)
 			}
 		}
@@ -381,7 +384,7 @@ func dnsValidate(v *validator, pools map[string]bool) {
 					v.errorf(fmt.Sprintf("%s.transfer.allow[%d]", zp, j), "%q is not a CIDR prefix like 192.0.2.53/32", a)
 				}
 			}
-			if x.Key != "" && !keys[strings.ToLower(dns.Fqdn(x.Key))] {
+			if x.Key != "" && !keys[strings.ToLower(syn.Fqdn(x.Key))] {
 				v.errorf(zp+".transfer.key", "no key named %q in dns.tsig_keys", x.Key)
 			}
 		}
@@ -392,7 +395,7 @@ func dnsValidate(v *validator, pools map[string]bool) {
 			n := strings.ToLower(b.Name)
 			if b.Name == "" {
 				v.errorf(bp+".name", "name is required (relative to the zone; @ for the apex)")
-			} else if _, ok := dns.IsDomainName(b.Name); !ok || strings.HasSuffix(b.Name, ".") {
+			} else if !syn.IsDomainName(b.Name) || strings.HasSuffix(b.Name, ".") {
 				v.errorf(bp+".name", "%q is not a name relative to the zone (write www, not www.%s)", b.Name, z.Name)
 			} else if names[n] {
 				v.errorf(bp+".name", "duplicate balanced name %q", b.Name)
@@ -433,17 +436,18 @@ func dnsValidate(v *validator, pools map[string]bool) {
 // dnsRegistry checks dns.registry: a domain, and a registry to read (the
 // role of this process or servers).
 func (v *validator) dnsRegistry(d *DNS) {
+	syn := known.DNSSyntax()
 	r := d.Registry
 	if r == nil {
 		return
 	}
 	const p = "dns.registry"
-	dom := strings.ToLower(dns.Fqdn(r.Domain))
-	if _, ok := dns.IsDomainName(r.Domain); !ok || r.Domain == "" || dom == "." || len(dom) > 200 {
+	dom := strings.ToLower(syn.Fqdn(r.Domain))
+	if !syn.IsDomainName(r.Domain) || r.Domain == "" || dom == "." || len(dom) > 200 {
 		v.errorf(p+".domain", "%q is not a domain name such as svc.example.test (at most 200 bytes)", r.Domain)
 	}
 	for i := range d.Zones {
-		if z := strings.ToLower(dns.Fqdn(d.Zones[i].Name)); dns.IsSubDomain("svc."+dom, z) {
+		if z := strings.ToLower(syn.Fqdn(d.Zones[i].Name)); syn.IsSubDomain("svc."+dom, z) {
 			v.errorf(fmt.Sprintf("dns.zones[%d].name", i), "zone %s lies under svc.%s, which dns.registry answers", z, dom)
 		}
 	}
@@ -490,48 +494,4 @@ func (v *validator) dnsGroups(path string, gs []BalancedGroup, pools map[string]
 			v.errorf(gp+".min_healthy", "must be at least 1, got %d", g.MinHealthy)
 		}
 	}
-}
-
-// CheckRecord parses one master-file line relative to zone (a fully
-// qualified, lower-case name) and checks that it lies inside the zone.
-func CheckRecord(zone, line string) error {
-	_, err := ParseRecord(zone, line, 3600)
-	return err
-}
-
-// ParseRecord parses one master-file line relative to zone with ttl as the
-// default TTL in seconds, and checks that the record lies inside the zone.
-func ParseRecord(zone, line string, ttl uint32) (dns.RR, error) {
-	if strings.ContainsAny(line, "\n\r") {
-		return nil, fmt.Errorf("a record is one line")
-	}
-	if strings.HasPrefix(strings.TrimSpace(line), "$") {
-		return nil, fmt.Errorf("directives ($ORIGIN, $INCLUDE …) are not allowed in records")
-	}
-	zp := dns.NewZoneParser(strings.NewReader(line+"\n"), zone, "")
-	zp.SetDefaultTTL(ttl)
-	zp.SetIncludeAllowed(false)
-	rr, ok := zp.Next()
-	if err := zp.Err(); err != nil {
-		return nil, fmt.Errorf("parsing record %q: %v", line, err)
-	}
-	if !ok || rr == nil {
-		return nil, fmt.Errorf("%q holds no record", line)
-	}
-	if _, more := zp.Next(); more {
-		return nil, fmt.Errorf("%q holds more than one record", line)
-	}
-	// The parser accepts a type without data ("www A"), as dynamic
-	// update needs; served, it would be an empty, malformed record.
-	buf := make([]byte, 65535)
-	if _, err := dns.PackRR(rr, buf, 0, nil, false); err != nil {
-		return nil, fmt.Errorf("record %q: %v", line, err)
-	}
-	if rr.Header().Rdlength == 0 {
-		return nil, fmt.Errorf("record %q has no data", line)
-	}
-	if !dns.IsSubDomain(zone, strings.ToLower(rr.Header().Name)) {
-		return nil, fmt.Errorf("%s is outside the zone %s", rr.Header().Name, zone)
-	}
-	return rr, nil
 }

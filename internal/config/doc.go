@@ -9,6 +9,12 @@
 //  3. Validate checks the whole config and reports every problem at once,
 //     each as file:line: field path: message.
 //
+// config imports no other strata package. Values that only a role or the
+// core knows — an algorithm's name, a backend state, a DNS name, type or
+// record — are checked through internal/config/known, where the packages
+// that know them register their checks; the errors still cite file:line
+// and the field.
+//
 // Parse runs all three on a byte slice; Load reads a file and calls Parse.
 // docs/config.md documents every field; a test keeps the two in step.
 package config

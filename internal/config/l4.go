@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-lb/strata/internal/balance"
+	"github.com/strata-lb/strata/internal/config/known"
 )
 
 // L4 is the TCP/UDP load balancer role: LVS's virtual services, proxied in
@@ -192,8 +192,7 @@ func isL4Scheduler(name string) bool {
 			return true
 		}
 	}
-	_, err := balance.Builder(name, balance.Options{})
-	return err == nil
+	return known.Algorithm(name) == nil
 }
 
 func l4Validate(v *validator, pools map[string]bool) {
@@ -238,7 +237,7 @@ func l4Validate(v *validator, pools map[string]bool) {
 			v.errorf(sp+".pool", "no pool named %q (have %s)", s.Pool, poolList(pools))
 		}
 		if s.Scheduler != "" && !isL4Scheduler(s.Scheduler) {
-			v.errorf(sp+".scheduler", "unknown scheduler %q (have %s, %s)", s.Scheduler, strings.Join(balance.Names(), ", "), strings.Join(L4Schedulers, ", "))
+			v.errorf(sp+".scheduler", "unknown scheduler %q (have %s, %s)", s.Scheduler, strings.Join(known.Algorithms(), ", "), strings.Join(L4Schedulers, ", "))
 		}
 		if p := s.Persistence; p != nil {
 			if p.Timeout <= 0 {

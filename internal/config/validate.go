@@ -9,10 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/miekg/dns"
-
-	"github.com/strata-lb/strata/internal/balance"
-	"github.com/strata-lb/strata/internal/upstream"
+	"github.com/strata-lb/strata/internal/config/known"
 )
 
 // HealthTypes are the active health check protocols, in the order the docs
@@ -137,7 +134,7 @@ func (v *validator) pools() map[string]bool {
 			first[p.Name] = pp + ".name"
 			names[p.Name] = true
 		}
-		if _, err := balance.Builder(p.LB, balance.Options{}); err != nil {
+		if err := known.Algorithm(p.LB); err != nil {
 			v.errorf(pp+".lb", "%v", err)
 		}
 		if p.SlowStart < 0 {
@@ -173,18 +170,18 @@ func (v *validator) backends(pp string, bs []Backend) {
 		if b.Weight != nil && *b.Weight < 0 {
 			v.errorf(bp+".weight", "must not be negative, got %d", *b.Weight)
 		}
-		if _, err := upstream.ParseState(b.State); err != nil {
+		if err := known.BackendState(b.State); err != nil {
 			v.errorf(bp+".state", "%v", err)
 		}
 	}
 }
 
 func (v *validator) health(hp string, h *HealthCheck) {
-	known := false
+	typeKnown := false
 	for _, t := range HealthTypes {
-		known = known || h.Type == t
+		typeKnown = typeKnown || h.Type == t
 	}
-	if !known {
+	if !typeKnown {
 		if h.Type == "" {
 			v.errorf(hp+".type", "type is required (want %s)", strings.Join(HealthTypes, ", "))
 		} else {
@@ -226,10 +223,10 @@ func (v *validator) health(hp string, h *HealthCheck) {
 			v.errorf(hp+".send", "udp checks need a payload to send")
 		}
 	case "dns":
-		if _, ok := dns.IsDomainName(h.Query); !ok {
+		if !known.DNSSyntax().IsDomainName(h.Query) {
 			v.errorf(hp+".query", "%q is not a domain name", h.Query)
 		}
-		if _, ok := dns.StringToType[h.QueryType]; !ok {
+		if !known.DNSSyntax().IsType(h.QueryType) {
 			v.errorf(hp+".query_type", "unknown DNS type %q (want a type name like A, AAAA or SRV)", h.QueryType)
 		}
 	case "exec":

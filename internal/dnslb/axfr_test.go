@@ -88,3 +88,21 @@ func TestAXFR(t *testing.T) {
 		})
 	}
 }
+
+// TestTSIGAlgorithmNames: the wire names config lists for each TSIG
+// algorithm (config imports no DNS library) are miekg/dns's, which signs
+// and verifies with them.
+func TestTSIGAlgorithmNames(t *testing.T) {
+	want := map[string]string{
+		"hmac-sha256": dns.HmacSHA256, "hmac-sha512": dns.HmacSHA512, "hmac-sha384": dns.HmacSHA384,
+		"hmac-sha224": dns.HmacSHA224, "hmac-sha1": dns.HmacSHA1,
+	}
+	if len(config.TSIGAlgorithms) != len(want) {
+		t.Errorf("config.TSIGAlgorithms has %d algorithms, want %d", len(config.TSIGAlgorithms), len(want))
+	}
+	for name, wire := range want {
+		if got := config.TSIGAlgorithms[name]; got != wire {
+			t.Errorf("config.TSIGAlgorithms[%q] = %q, want %q", name, got, wire)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/dnssyntax"
 )
 
 // Negative answers of a zone without an SOA of its own use this one's
@@ -55,7 +56,7 @@ func loadRecords(zc *config.Zone) ([]dns.RR, error) {
 		}
 	}
 	for i, line := range zc.Records {
-		rr, err := config.ParseRecord(origin, line, ttl)
+		rr, err := dnssyntax.ParseRecord(origin, line, ttl)
 		if err != nil {
 			return nil, fmt.Errorf("zone %s: records[%d]: %w", origin, i, err)
 		}

@@ -3,6 +3,8 @@ package upstream
 import (
 	"fmt"
 	"sync/atomic"
+
+	"github.com/strata-lb/strata/internal/config/known"
 )
 
 // State is the administrative state of a backend: what an operator or a
@@ -21,6 +23,15 @@ const (
 )
 
 var stateNames = [...]string{"up", "down", "draining", "maintenance"}
+
+// The config checks a backend's state with ParseState without importing
+// upstream (see internal/config/known).
+func init() {
+	known.SetBackendStates(func(s string) error {
+		_, err := ParseState(s)
+		return err
+	})
+}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
