@@ -113,8 +113,11 @@ func printServices(w io.Writer, svcs []l4.ServiceStatus) {
 	}
 	for _, s := range svcs {
 		flags := ""
+		if s.Forward != "" && s.Forward != "proxy" {
+			flags += " " + s.Forward
+		}
 		if s.Persistent > 0 {
-			flags = fmt.Sprintf(" persistent %.0f", s.Persistent)
+			flags += fmt.Sprintf(" persistent %.0f", s.Persistent)
 		}
 		row(fmt.Sprintf("%-4s %s %s%s", strings.ToUpper(s.Protocol), s.Listen, s.Scheduler, flags), "", s.Stats)
 		for _, b := range s.Backends {

@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	addCommand(command{"l4", "--listen ADDR --to ADDR [--to ADDR …] [--udp] [--lb NAME]", "run a TCP/UDP load balancer without a config file", cmdL4})
+	addCommand(command{"l4", "--listen ADDR --to ADDR [--to ADDR …] [--udp] [--lb NAME] [--forward dr|tunnel --dev IFACE [--xdp-mode native|generic]]", "run a TCP/UDP load balancer without a config file", cmdL4})
 }
 
 // multiFlag collects a repeated flag.
@@ -34,6 +34,10 @@ func cmdL4(args []string, stdout, stderr io.Writer) int {
 	lb := fs.String("lb", "wlc", "scheduler: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos …")
 	proxy := fs.String("proxy-protocol", "", "send a PROXY protocol header (v1 or v2) to backends")
 	persist := fs.Duration("persistent", 0, "stick clients to a backend for this long (LVS -p); 0 is off")
+	forward := fs.String("forward", "proxy", "how packets reach the backends: proxy (user space), dr or tunnel (in the kernel, with XDP)")
+	var devs multiFlag
+	fs.Var(&devs, "dev", "`interface` the XDP program attaches to (dr and tunnel); repeat for each")
+	xdpMode := fs.String("xdp-mode", "auto", "XDP hook: auto, native or generic")
 	adminAddr := fs.String("admin", config.DefaultAdminListen, "admin listener `address`, or off")
 	print := fs.Bool("print", false, "print the config the flags make and exit")
 	if err := fs.Parse(args); err != nil {
@@ -58,8 +62,21 @@ func cmdL4(args []string, stdout, stderr io.Writer) int {
 		// has no payload-free check, so UDP relies on passive ejection.
 		b.WriteString("    health:\n      type: tcp\n      interval: 2s\n      timeout: 1s\n")
 	}
-	fmt.Fprintf(&b, "l4:\n  services:\n    - name: %s\n      protocol: %s\n      listen: %s\n      pool: l4\n      scheduler: %s\n",
-		strconv.Quote(proto+"/"+*listen), proto, strconv.Quote(*listen), strconv.Quote(*lb))
+	b.WriteString("l4:\n")
+	if len(devs) > 0 {
+		fmt.Fprintf(&b, "  xdp:\n    mode: %s\n    devices:\n", strconv.Quote(*xdpMode))
+		for _, d := range devs {
+			fmt.Fprintf(&b, "      - %s\n", strconv.Quote(d))
+		}
+	}
+	fmt.Fprintf(&b, "  services:\n    - name: %s\n      protocol: %s\n      listen: %s\n      pool: l4\n",
+		strconv.Quote(proto+"/"+*listen), proto, strconv.Quote(*listen))
+	if *forward == "proxy" || *forward == "" {
+		fmt.Fprintf(&b, "      scheduler: %s\n", strconv.Quote(*lb))
+	} else {
+		// The kernel schedules by Maglev alone.
+		fmt.Fprintf(&b, "      forward: %s\n", strconv.Quote(*forward))
+	}
 	if *proxy != "" {
 		fmt.Fprintf(&b, "      proxy_protocol: %s\n", strconv.Quote(*proxy))
 	}

@@ -16,6 +16,19 @@ import (
 type L4 struct {
 	// Services are the virtual services; at least one is required.
 	Services []L4Service `yaml:"services"`
+	// XDP is where the in-kernel data plane of forward: dr and tunnel
+	// services attaches; required when any service forwards in the kernel.
+	XDP *L4XDP `yaml:"xdp"`
+}
+
+// L4XDP places the XDP data plane (internal/l4/xdp).
+type L4XDP struct {
+	// Devices are the interfaces the XDP program attaches to: those the
+	// VIPs' packets arrive on.
+	Devices []string `yaml:"devices"`
+	// Mode is auto, native or generic (default auto: native where the
+	// driver has it, generic otherwise and on veth).
+	Mode string `yaml:"mode"`
 }
 
 // L4Service is one virtual service: a protocol, an address with one port
@@ -30,6 +43,10 @@ type L4Service struct {
 	Listen string `yaml:"listen"`
 	// Pool names the pool of real servers.
 	Pool string `yaml:"pool"`
+	// Forward is how packets reach the real servers: proxy (user space,
+	// FULLNAT), dr (LVS direct routing, in the kernel) or tunnel (IP-in-IP,
+	// in the kernel) (default proxy).
+	Forward string `yaml:"forward"`
 	// Scheduler is the LVS scheduler (default: the pool's lb).
 	Scheduler string `yaml:"scheduler"`
 	// MHFallback makes mh skip an overloaded backend to the next one of
@@ -92,6 +109,8 @@ type L4Timeouts struct {
 // Defaults of the l4 section; LVS's own where LVS has one.
 const (
 	DefaultL4Protocol       = "tcp"
+	DefaultL4Forward        = "proxy"
+	DefaultL4XDPMode        = "auto"
 	DefaultL4ConnectTimeout = Duration(5 * time.Second)
 	DefaultL4TCPTimeout     = Duration(900 * time.Second)
 	DefaultL4TCPFinTimeout  = Duration(120 * time.Second)
@@ -116,6 +135,9 @@ func l4Defaults(c *Config, absent func(isZero bool, path string) bool) {
 	if c.L4 == nil {
 		return
 	}
+	if x := c.L4.XDP; x != nil && x.Mode == "" {
+		x.Mode = DefaultL4XDPMode
+	}
 	for i := range c.L4.Services {
 		s := &c.L4.Services[i]
 		sp := fmt.Sprintf("l4.services[%d]", i)
@@ -124,6 +146,9 @@ func l4Defaults(c *Config, absent func(isZero bool, path string) bool) {
 		}
 		if s.Name == "" {
 			s.Name = s.Protocol + "/" + s.Listen
+		}
+		if s.Forward == "" {
+			s.Forward = DefaultL4Forward
 		}
 		if absent(s.ConnectTimeout == 0, sp+".connect_timeout") {
 			s.ConnectTimeout = DefaultL4ConnectTimeout
@@ -203,6 +228,21 @@ func l4Validate(v *validator, pools map[string]bool) {
 	if len(l4.Services) == 0 {
 		v.errorf("l4.services", "l4 needs at least one service")
 	}
+	if x := l4.XDP; x != nil {
+		switch x.Mode {
+		case "auto", "native", "generic":
+		default:
+			v.errorf("l4.xdp.mode", "unknown XDP mode %q (want auto, native or generic)", x.Mode)
+		}
+		if len(x.Devices) == 0 {
+			v.errorf("l4.xdp.devices", "at least one device is required")
+		}
+		for i, d := range x.Devices {
+			if d == "" || len(d) > 15 || strings.ContainsAny(d, "/ ") {
+				v.errorf(fmt.Sprintf("l4.xdp.devices[%d]", i), "%q is not an interface name", d)
+			}
+		}
+	}
 	names := map[string]string{}
 	ports := map[string]string{} // protocol/host:port → path of the first user
 	for i := range l4.Services {
@@ -235,6 +275,13 @@ func l4Validate(v *validator, pools map[string]bool) {
 			v.errorf(sp+".pool", "pool is required")
 		case !pools[s.Pool]:
 			v.errorf(sp+".pool", "no pool named %q (have %s)", s.Pool, poolList(pools))
+		}
+		switch s.Forward {
+		case "proxy":
+		case "dr", "tunnel":
+			v.l4Kernel(sp, s)
+		default:
+			v.errorf(sp+".forward", "unknown forwarding mode %q (want proxy, dr or tunnel)", s.Forward)
 		}
 		if s.Scheduler != "" && !isL4Scheduler(s.Scheduler) {
 			v.errorf(sp+".scheduler", "unknown scheduler %q (have %s, %s)", s.Scheduler, strings.Join(known.Algorithms(), ", "), strings.Join(L4Schedulers, ", "))
@@ -288,6 +335,59 @@ func l4Validate(v *validator, pools map[string]bool) {
 		}{{"tcp", s.Timeouts.TCP}, {"tcp_fin", s.Timeouts.TCPFin}, {"udp", s.Timeouts.UDP}} {
 			if f.val <= 0 {
 				v.errorf(sp+".timeouts."+f.name, "must be positive, got %s", f.val)
+			}
+		}
+	}
+}
+
+// l4Kernel checks a service that forwards in the kernel (dr or tunnel):
+// the XDP program matches one literal address and port, cannot change the
+// port on the way, and does none of the proxy's per-connection work.
+func (v *validator) l4Kernel(sp string, s *L4Service) {
+	if v.c.L4.XDP == nil {
+		v.errorf(sp+".forward", "forward %s runs in the kernel: l4.xdp.devices must name the interfaces to attach to", s.Forward)
+	}
+	host, lo, hi, err := ParseL4Listen(s.Listen)
+	if err == nil {
+		ip := net.ParseIP(host)
+		switch {
+		case ip == nil || ip.IsUnspecified():
+			v.errorf(sp+".listen", "forward %s needs the VIP as a literal IP address, got %q", s.Forward, host)
+		case lo != hi || lo == 0:
+			v.errorf(sp+".listen", "forward %s needs one port (not a range, not 0), got %q", s.Forward, s.Listen)
+		}
+	}
+	if s.Scheduler != "" && s.Scheduler != "mh" && s.Scheduler != "maglev" {
+		v.errorf(sp+".scheduler", "forward %s always schedules by Maglev in the kernel; leave scheduler out or set mh", s.Forward)
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"persistence", s.Persistence != nil}, {"proxy_protocol", s.ProxyProtocol != ""}, {"sorry_server", s.SorryServer != ""},
+		{"max_conns", s.MaxConns != 0}, {"upper_threshold", s.UpperThreshold != 0}, {"accept_rate", s.AcceptRate != 0},
+		{"first_byte_timeout", s.FirstByteTimeout != 0}, {"mh_fallback", s.MHFallback}, {"mh_port", s.MHPort},
+	} {
+		if f.set {
+			v.errorf(sp+"."+f.name, "forward %s holds no connection state, so %s is a forward: proxy option", s.Forward, f.name)
+		}
+	}
+	for i := range v.c.Pools {
+		p := &v.c.Pools[i]
+		if p.Name != s.Pool || err != nil {
+			continue
+		}
+		for j, b := range p.Backends {
+			h, port, err := net.SplitHostPort(b.Address)
+			if err != nil {
+				continue // the pool's own checks report it
+			}
+			bp := fmt.Sprintf("pools[%d].backends[%d].address", i, j)
+			if net.ParseIP(h) == nil {
+				v.errorf(bp, "service %s forwards %s, so its backends must be IP addresses, got %q", s.Name, s.Forward, h)
+			}
+			if port != strconv.Itoa(lo) {
+				v.errorf(bp, "service %s forwards %s, which cannot change the port: the backend must listen on %d, got %s", s.Name, s.Forward, lo, port)
 			}
 		}
 	}

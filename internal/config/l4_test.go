@@ -110,3 +110,39 @@ func FuzzParseL4Listen(f *testing.F) {
 		}
 	})
 }
+
+func TestL4KernelForwarding(t *testing.T) {
+	const pool = "pools:\n  - name: app\n    backends:\n      - address: 10.0.0.11:80\n      - address: 10.0.0.12:80\n"
+	const xdp = "  xdp: {devices: [eth0]}\n"
+	c, err := Parse("t.yaml", []byte(pool+"l4:\n"+xdp+"  services:\n    - {listen: \"10.0.0.100:80\", pool: app, forward: dr}\n    - {listen: \"10.0.0.101:80\", pool: app}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.L4.XDP.Mode != DefaultL4XDPMode || c.L4.Services[0].Forward != "dr" || c.L4.Services[1].Forward != DefaultL4Forward {
+		t.Errorf("defaults not applied: %+v %+v", c.L4.XDP, c.L4.Services)
+	}
+	tests := []struct {
+		desc, l4, want string
+	}{
+		{desc: "unknown mode", l4: xdp + "  services:\n    - {listen: \"10.0.0.100:80\", pool: app, forward: nat}", want: `l4.services[0].forward: unknown forwarding mode "nat"`},
+		{desc: "no xdp section", l4: "  services:\n    - {listen: \"10.0.0.100:80\", pool: app, forward: dr}", want: "l4.xdp.devices must name"},
+		{desc: "no devices", l4: "  xdp: {mode: generic}\n  services:\n    - {listen: \"10.0.0.100:80\", pool: app}", want: "l4.xdp.devices: at least one device"},
+		{desc: "bad xdp mode", l4: "  xdp: {devices: [eth0], mode: offload}\n  services:\n    - {listen: \"10.0.0.100:80\", pool: app}", want: `l4.xdp.mode: unknown XDP mode "offload"`},
+		{desc: "wildcard VIP", l4: xdp + "  services:\n    - {listen: \"0.0.0.0:80\", pool: app, forward: tunnel}", want: "needs the VIP as a literal IP"},
+		{desc: "port range", l4: xdp + "  services:\n    - {listen: \"10.0.0.100:80-81\", pool: app, forward: dr}", want: "needs one port"},
+		{desc: "other port", l4: xdp + "  services:\n    - {listen: \"10.0.0.100:8080\", pool: app, forward: dr}", want: "pools[0].backends[0].address: service tcp/10.0.0.100:8080 forwards dr, which cannot change the port"},
+		{desc: "proxy option", l4: xdp + "  services:\n    - {listen: \"10.0.0.100:80\", pool: app, forward: dr, proxy_protocol: v2}", want: "proxy_protocol is a forward: proxy option"},
+		{desc: "scheduler", l4: xdp + "  services:\n    - {listen: \"10.0.0.100:80\", pool: app, forward: dr, scheduler: wlc}", want: "always schedules by Maglev"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(pool+"l4:\n"+tc.l4+"\n"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "t.yaml:") {
+				t.Errorf("error %v does not cite file:line", err)
+			}
+		})
+	}
+}

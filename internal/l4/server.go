@@ -59,6 +59,7 @@ type Server struct {
 	services  atomic.Pointer[[]*service]
 	shutdown  bool
 	stopEst   chan struct{}
+	kernel    *kernelPlane // the forward: dr and tunnel services
 }
 
 // listener is one socket: a TCP listener or a UDP socket, and the service
@@ -107,6 +108,7 @@ func NewServer(opts Options) (*Server, error) {
 		listeners: map[string]*listener{},
 		stopEst:   make(chan struct{}),
 	}
+	s.kernel = newKernelPlane(s.log)
 	s.services.Store(&[]*service{})
 	if opts.Registry != nil {
 		if err := opts.Registry.Register(&collector{s: s}); err != nil {
@@ -141,6 +143,9 @@ func (s *Server) Apply(cfg *config.L4, pools map[string]*upstream.Pool) error {
 	var order []string
 	for i := range cfg.Services {
 		sc := cfg.Services[i]
+		if isKernel(sc) {
+			continue // the kernel plane's, below
+		}
 		svc, err := buildService(sc, pools, prev[sc.Name], s.opts.Now)
 		if err != nil {
 			return fmt.Errorf("applying l4 config: %w", err)
@@ -165,6 +170,9 @@ func (s *Server) Apply(cfg *config.L4, pools map[string]*upstream.Pool) error {
 	defer s.mu.Unlock()
 	if s.shutdown {
 		return errors.New("applying l4 config: server is shut down")
+	}
+	if err := s.kernel.apply(cfg, pools); err != nil {
+		return fmt.Errorf("applying l4 config: %w", err)
 	}
 	// A configured address names a running socket when it is the same
 	// text, or the address that socket is bound to (one opened on port 0,
@@ -287,6 +295,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.listeners = map[string]*listener{}
 	s.mu.Unlock()
+	// Detaching XDP first hands the VIPs back to the stack at once; the
+	// kernel's flows have no connection of strata's to wait for.
+	if err := s.kernel.close(); err != nil {
+		s.log.Warn("closing the XDP data plane", "err", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -354,6 +367,7 @@ func (s *Server) Services() []ServiceStatus {
 			Listen:    svc.cfg.Listen,
 			Pool:      svc.pool.Name(),
 			Scheduler: svc.cfg.Scheduler,
+			Forward:   "proxy",
 			Stats:     svc.counters.snapshot(),
 			Drops:     map[string]uint64{},
 		}
@@ -376,20 +390,26 @@ func (s *Server) Services() []ServiceStatus {
 		}
 		out = append(out, st)
 	}
-	return out
+	return append(out, s.kernel.status()...)
 }
 
 // Conns returns the connection table, oldest first, at most limit rows
-// (all when limit ≤ 0).
+// (all when limit ≤ 0): the proxy's connections, then the kernel's
+// connection table of the dr and tunnel services, whose rows have no
+// age, state or byte counts (the kernel keeps none).
 func (s *Server) Conns(limit int) []ConnStatus {
 	now := time.Now()
 	var out []ConnStatus
 	s.conns.each(func(c *conn) { out = append(out, c.status(now)) })
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
+	if limit > 0 && len(out) >= limit {
+		return out[:limit]
 	}
-	return out
+	rest := 0
+	if limit > 0 {
+		rest = limit - len(out)
+	}
+	return append(out, s.kernel.flows(rest)...)
 }
 
 // Persistence returns the persistence templates of every service.

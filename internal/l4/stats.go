@@ -95,6 +95,10 @@ type ServiceStatus struct {
 	Listen    string `json:"listen"`
 	Pool      string `json:"pool"`
 	Scheduler string `json:"scheduler"`
+	// Forward is proxy, dr or tunnel. The kernel's services (dr and
+	// tunnel) count only the client → server direction: replies never
+	// cross the balancer, so their out counters stay 0.
+	Forward string `json:"forward"`
 	// Persistent is the persistence timeout in seconds, 0 when off.
 	Persistent float64           `json:"persistent_seconds"`
 	Stats      Stats             `json:"stats"`

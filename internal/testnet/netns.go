@@ -2,6 +2,9 @@ package testnet
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -130,3 +133,56 @@ func Link(t testing.TB, a *Netns, devA string, b *Netns, devB string) {
 	a.Run(t, "ip", "link", "set", "lo", "up")
 	b.Run(t, "ip", "link", "set", "lo", "up")
 }
+
+// NamedServer is the real server of a namespace's real-server role: a
+// named echo (its name and a line end, then every byte echoed) on each
+// echo address and a plain HTTP server answering its name on each HTTP
+// address. Close stops one listener while its connections go on, as a
+// server that stops accepting would.
+type NamedServer struct {
+	lns map[string]net.Listener
+}
+
+// ServeNamed starts a NamedServer in ns; each address is host:port as
+// net.Listen takes it. Everything stops with the test.
+func ServeNamed(t testing.TB, ns *Netns, name string, echo, web []string) *NamedServer {
+	t.Helper()
+	s := &NamedServer{lns: map[string]net.Listener{}}
+	listen := func(addr string) net.Listener {
+		var ln net.Listener
+		if err := ns.Do(func() (err error) {
+			ln, err = net.Listen("tcp", addr)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		s.lns[addr] = ln
+		return ln
+	}
+	for _, addr := range echo {
+		ln := listen(addr)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					io.WriteString(c, name+"\n")
+					io.Copy(c, c)
+				}()
+			}
+		}()
+	}
+	for _, addr := range web {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) })}
+		go srv.Serve(listen(addr))
+		t.Cleanup(func() { srv.Close() })
+	}
+	return s
+}
+
+// Close stops accepting on addr.
+func (s *NamedServer) Close(addr string) { s.lns[addr].Close() }

@@ -85,7 +85,7 @@ func New(opts Options) (*Dataplane, error) {
 		return nil, fmt.Errorf("xdp: loading the program's spec: %w", err)
 	}
 	d := &Dataplane{
-		log:      opts.Logger.With("role", "l4", "dataplane", "xdp"),
+		log:      opts.Logger.With("dataplane", "xdp"),
 		res:      opts.Resolver,
 		opts:     opts,
 		ringSpec: spec.Maps[lbMapRings].InnerMap.Copy(),

@@ -38,6 +38,8 @@ type service struct {
 	reals map[string]*realSlot // every backend of the pool, by name
 	// ready names the backends in the table now, sorted by name.
 	ready []string
+	// pending counts ready backends left out for want of a next hop.
+	pending int
 }
 
 // realSlot is one backend of one service in the reals map. Its id indexes
@@ -49,6 +51,9 @@ type realSlot struct {
 	gen  uint32
 	addr netip.Addr
 	mac  net.HardwareAddr // nil until resolved
+	// warned is set once a failed resolution is logged, so that retries
+	// do not repeat the warning every second.
+	warned bool
 }
 
 // SetService makes the kernel forward key's packets in mode to the
@@ -94,6 +99,7 @@ func (d *Dataplane) SetService(key ServiceKey, mode Mode, snap *upstream.Snapsho
 		readyNames[b.Name] = true
 	}
 	var errs []error
+	s.pending = 0
 	for _, b := range snap.All {
 		seen[b.Name] = true
 		addr, err := backendAddr(b.Addr)
@@ -122,7 +128,11 @@ func (d *Dataplane) SetService(key ServiceKey, mode Mode, snap *upstream.Snapsho
 		if r.mac == nil && readyNames[b.Name] {
 			mac, err := d.res.Resolve(addr, mode)
 			if err != nil {
-				d.log.Warn("next hop of a real not found; it stays out of the table", "service", key.String(), "backend", b.Name, "err", err)
+				if !r.warned {
+					d.log.Warn("next hop of a real not found; it stays out of the table until it is", "service", key.String(), "backend", b.Name, "err", err)
+					r.warned = true
+				}
+				s.pending++
 				continue
 			}
 			r.mac = mac
@@ -194,6 +204,18 @@ func (d *Dataplane) swapTable(s *service, ready []*upstream.Backend) error {
 		return fmt.Errorf("xdp: swapping the table of %s: %w", s.key, err)
 	}
 	return nil
+}
+
+// Pending counts the ready backends of key that SetService left out of
+// the table because their next hop's MAC was not found; a later
+// SetService tries them again.
+func (d *Dataplane) Pending(key ServiceKey) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s := d.services[key]; s != nil {
+		return s.pending
+	}
+	return 0
 }
 
 // RemoveService stops forwarding key's packets; they go to the stack

@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-lb/strata/internal/testnet"
+)
+
+// xdpNet is a DR network for the strata binary: a client, a balancer and
+// two real servers on one bridge. The VIP is on the balancer's eth0 (it
+// answers ARP for it) and on each real's lo, whose ARP sysctls keep it
+// quiet, as LVS DR wants.
+type xdpNet struct {
+	client, lb *testnet.Netns
+	reals      map[string]*testnet.NamedServer
+}
+
+const (
+	xdpVIP    = "10.251.0.100"
+	xdpSubnet = "10.251.0."
+)
+
+func newXDPNet(t *testing.T) *xdpNet {
+	t.Helper()
+	testnet.NeedRoot(t)
+	testnet.NeedTool(t, "ip", "iproute2")
+	testnet.NeedTool(t, "curl", "curl")
+	br := testnet.NewBridge(t, "esw")
+	n := &xdpNet{reals: map[string]*testnet.NamedServer{}}
+	n.client = testnet.NewNetns(t, "ec")
+	br.Plug(t, n.client, "eth0")
+	n.client.Run(t, "ip", "addr", "add", xdpSubnet+"1/24", "dev", "eth0")
+	n.lb = testnet.NewNetns(t, "elb")
+	br.Plug(t, n.lb, "eth0")
+	n.lb.Run(t, "ip", "addr", "add", xdpSubnet+"2/24", "dev", "eth0")
+	n.lb.Run(t, "ip", "addr", "add", xdpVIP+"/32", "dev", "eth0")
+	for i, name := range []string{"r1", "r2"} {
+		ns := testnet.NewNetns(t, "e"+name)
+		br.Plug(t, ns, "eth0")
+		ns.Run(t, "ip", "addr", "add", fmt.Sprintf("%s%d/24", xdpSubnet, 11+i), "dev", "eth0")
+		ns.Run(t, "ip", "addr", "add", xdpVIP+"/32", "dev", "lo")
+		ns.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2")
+		n.reals[name] = testnet.ServeNamed(t, ns, name, []string{":7000"}, []string{":80"})
+	}
+	return n
+}
+
+// startStrata runs strata with args in the balancer's namespace and
+// returns it with its log.
+func (n *xdpNet) startStrata(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	cmd := n.lb.Cmd(append([]string{strataBin}, args...)...)
+	cmd.Stderr = &lockedWriter{w: &logs}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("strata log:\n%s", logs.String())
+		}
+	})
+	return cmd, &logs
+}
+
+// curlVIP fetches http://VIP/ from the client.
+func (n *xdpNet) curlVIP() (string, error) {
+	out, err := n.client.Cmd("curl", "-sS", "--max-time", "3", "http://"+xdpVIP+"/").CombinedOutput()
+	return string(out), err
+}
+
+// admin GETs a path of the admin API from inside the balancer.
+func (n *xdpNet) admin(t *testing.T, path string) []byte {
+	t.Helper()
+	out, err := n.lb.Cmd("curl", "-sS", "--max-time", "3", "http://127.0.0.1:9901"+path).Output()
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return out
+}
+
+// stopAndCheckDetached stops strata with SIGTERM and checks that it took
+// its XDP program off the device.
+func (n *xdpNet) stopAndCheckDetached(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("strata exited with %v after SIGTERM", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("strata did not exit within 15s of SIGTERM")
+	}
+	if out := n.lb.Run(t, "ip", "link", "show", "eth0"); strings.Contains(out, "xdp") {
+		t.Fatalf("the XDP program is still attached after shutdown:\n%s", out)
+	}
+}
+
+// TestL4XDPOneLiner runs `strata l4 --forward dr` in the balancer and
+// fetches through the VIP with curl.
+func TestL4XDPOneLiner(t *testing.T) {
+	n := newXDPNet(t)
+	cmd, _ := n.startStrata(t, "l4", "--listen", xdpVIP+":80", "--to", xdpSubnet+"11:80", "--to", xdpSubnet+"12:80",
+		"--forward", "dr", "--dev", "eth0", "--xdp-mode", "generic")
+	seen := map[string]bool{}
+	eventually(t, 10*time.Second, "both reals through the VIP", func() bool {
+		out, err := n.curlVIP()
+		if err == nil {
+			seen[out] = true
+		}
+		return seen["r1"] && seen["r2"]
+	})
+	if out := n.lb.Run(t, "ip", "link", "show", "eth0"); !strings.Contains(out, "xdpgeneric") {
+		t.Fatalf("no generic XDP program on the balancer's eth0:\n%s", out)
+	}
+	n.stopAndCheckDetached(t, cmd)
+}
+
+// TestL4XDPConfig runs a config with two dr services and active health
+// checks: counters in strata ctl and /metrics, the kernel's connection
+// table, and a real that fails its check leaving the table while the
+// other's established connections go on.
+func TestL4XDPConfig(t *testing.T) {
+	n := newXDPNet(t)
+	conf := fmt.Sprintf(`admin:
+  listen: "127.0.0.1:9901"
+pools:
+  - name: web
+    backends:
+      - {name: r1, address: "%[1]s11:80"}
+      - {name: r2, address: "%[1]s12:80"}
+  - name: echo
+    backends:
+      - {name: r1, address: "%[1]s11:7000"}
+      - {name: r2, address: "%[1]s12:7000"}
+    health: {type: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 2}
+l4:
+  xdp:
+    devices: [eth0]
+    mode: generic
+  services:
+    - {name: web, listen: "%[2]s:80", pool: web, forward: dr}
+    - {name: echo, listen: "%[2]s:7000", pool: echo, forward: dr}
+`, xdpSubnet, xdpVIP)
+	path := filepath.Join(t.TempDir(), "strata.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := n.startStrata(t, "run", "-c", path)
+	eventually(t, 10*time.Second, "curl through the VIP", func() bool {
+		_, err := n.curlVIP()
+		return err == nil
+	})
+	for i := 0; i < 10; i++ {
+		if out, err := n.curlVIP(); err != nil || (out != "r1" && out != "r2") {
+			t.Fatalf("curl through the VIP: %q, %v", out, err)
+		}
+	}
+
+	// The admin API shows the kernel's counters: only client → server.
+	var svcs []struct {
+		Name    string
+		Forward string
+		Stats   struct {
+			Conns    uint64 `json:"conns"`
+			InPkts   uint64 `json:"in_pkts"`
+			OutPkts  uint64 `json:"out_pkts"`
+			OutBytes uint64 `json:"out_bytes"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal(n.admin(t, "/api/v1/l4/services"), &svcs); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range svcs {
+		if s.Name != "web" {
+			continue
+		}
+		found = true
+		if s.Forward != "dr" || s.Stats.Conns < 10 || s.Stats.InPkts == 0 || s.Stats.OutPkts != 0 || s.Stats.OutBytes != 0 {
+			t.Fatalf("service web: %+v, want forward dr, ≥10 flows, packets in and nothing out", s)
+		}
+	}
+	if !found {
+		t.Fatalf("no service web in %+v", svcs)
+	}
+	ctl := string(n.lb.Run(t, strataBin, "ctl", "services", "--admin", "127.0.0.1:9901"))
+	if !strings.Contains(ctl, "TCP  "+xdpVIP+":80 mh dr") {
+		t.Fatalf("strata ctl services does not show the dr service:\n%s", ctl)
+	}
+	conns := string(n.lb.Run(t, strataBin, "ctl", "conns", "--admin", "127.0.0.1:9901"))
+	if !strings.Contains(conns, "XDP") || !strings.Contains(conns, xdpSubnet+"1:") {
+		t.Fatalf("strata ctl conns does not show the kernel's flows from the client:\n%s", conns)
+	}
+	metrics := string(n.admin(t, "/metrics"))
+	for _, want := range []string{`strata_l4_xdp_packets_total{backend="r1",service="web"}`, `strata_l4_xdp_events_total{event="passed"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics has no %s", want)
+		}
+	}
+
+	// Established connections through both reals, then r1 stops
+	// accepting: its check fails, it leaves the table, new connections
+	// avoid it and r2's established ones go on.
+	type conn struct {
+		c    net.Conn
+		r    *bufio.Reader
+		real string
+	}
+	dial := func() conn {
+		t.Helper()
+		var c net.Conn
+		if err := n.client.Do(func() (err error) {
+			c, err = net.DialTimeout("tcp", xdpVIP+":7000", 3*time.Second)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		r := bufio.NewReader(c)
+		name, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn{c, r, strings.TrimSpace(name)}
+	}
+	var open []conn
+	defer func() {
+		for _, c := range open {
+			c.c.Close()
+		}
+	}()
+	for len(open) < 16 {
+		open = append(open, dial())
+	}
+	n.reals["r1"].Close(":7000")
+	eventually(t, 10*time.Second, "r1 to fail its check", func() bool {
+		return strings.Contains(string(n.admin(t, "/api/v1/l4/services")), `"status": "unhealthy"`)
+	})
+	for _, c := range open {
+		if c.real != "r2" {
+			continue
+		}
+		msg := "still here\n"
+		if _, err := c.c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.r.ReadString('\n')
+		if err != nil || got != msg {
+			t.Fatalf("an established connection through r2 broke when r1 failed: %q, %v", got, err)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		c := dial()
+		c.c.Close()
+		if c.real != "r2" {
+			t.Fatalf("a new connection went to %s after r1 failed its check", c.real)
+		}
+	}
+	n.stopAndCheckDetached(t, cmd)
+}
