@@ -43,6 +43,12 @@ type Listener struct {
 	// MaxConns bounds the listener's open client connections; more wait
 	// in the kernel's accept queue (0: no bound).
 	MaxConns int `yaml:"max_conns"`
+
+	// Client timeouts, with nginx's names (l7_client.go).
+	ClientHeaderTimeout Duration `yaml:"client_header_timeout"`
+	KeepaliveTimeout    Duration `yaml:"keepalive_timeout"`
+	ClientBodyTimeout   Duration `yaml:"client_body_timeout"`
+	SendTimeout         Duration `yaml:"send_timeout"`
 	// MaxHeaderBytes bounds a request's head; a larger one gets 431
 	// (default 64 KiB).
 	MaxHeaderBytes int `yaml:"max_header_bytes"`

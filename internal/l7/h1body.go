@@ -28,25 +28,18 @@ type h1Body struct {
 	deadline time.Time
 }
 
-// clientBodyTimeout bounds the client's silence while its body is read,
-// as nginx's client_body_timeout (60 s) does. The backend's timeout does
-// not cover a read from the client, so without it a client that stops in
-// the middle of its body holds its connection, the handler and a backend
-// connection for good. A variable for tests.
-var clientBodyTimeout = 60 * time.Second
-
 // arm sets the connection's read deadline before a read that may wait for
 // the client, as rarely as it can: when the one set before is less than
-// half the timeout away.
+// half client_body_timeout away.
 func (b *h1Body) arm() {
 	if b.c.nc == nil || b.c.br.Buffered() > 0 {
 		return
 	}
 	now := time.Now()
-	if b.deadline.Sub(now) >= clientBodyTimeout/2 {
+	if b.deadline.Sub(now) >= b.c.to.body/2 {
 		return
 	}
-	b.deadline = now.Add(clientBodyTimeout)
+	b.deadline = now.Add(b.c.to.body)
 	b.c.nc.SetReadDeadline(b.deadline)
 }
 

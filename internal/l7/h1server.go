@@ -38,6 +38,9 @@ type h1Server struct {
 	// onConn, when set, is told of a connection opening (true) and
 	// closing or being hijacked (false), for the connection metrics.
 	onConn func(open bool)
+	// timeouts returns the listener's current client timeouts; nil takes
+	// the defaults (timeouts.go).
+	timeouts func() *clientTimeouts
 
 	// h2, when set, serves the connections that speak HTTP/2: those that
 	// chose h2 by ALPN and, with h2c, those that open with the HTTP/2
@@ -76,6 +79,8 @@ type h1Conn struct {
 
 	// sendDeadline is the write deadline last set (sendWriter).
 	sendDeadline time.Time
+	// to are the client timeouts, taken afresh for every request.
+	to *clientTimeouts
 
 	tls  *tls.ConnectionState // nil on plaintext
 	req  *http.Request        // reused: every field but its context is reset per request
@@ -245,8 +250,9 @@ func (c *h1Conn) serve() {
 		c.s.untrack(c)
 	}()
 	c.remote = c.nc.RemoteAddr().String()
+	c.to = c.s.limits()
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		tc.SetDeadline(time.Now().Add(readHeaderTimeout))
+		tc.SetDeadline(time.Now().Add(c.to.header))
 		if err := tc.HandshakeContext(c.s.ctx); err != nil {
 			c.s.log.Debug("TLS handshake failed", "remote", c.remote, "err", err)
 			return
@@ -295,7 +301,7 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // preface. It waits for more bytes only while what came so far is a
 // prefix of it, which no HTTP/1 request is past its first four bytes.
 func (c *h1Conn) priorKnowledge() bool {
-	c.nc.SetReadDeadline(time.Now().Add(clientIdleTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(c.to.idle))
 	if _, err := c.br.Peek(1); err != nil {
 		return false
 	}
@@ -303,7 +309,7 @@ func (c *h1Conn) priorKnowledge() bool {
 	if !strings.HasPrefix(h2Preface, string(got)) {
 		return false
 	}
-	c.nc.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(c.to.header))
 	got, err := c.br.Peek(len(h2Preface))
 	return err == nil && string(got) == h2Preface
 }
@@ -325,23 +331,17 @@ type bufferedConn struct {
 
 func (b bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
-// clientSendTimeout bounds how long a client may leave the response
-// unread: a write to it that makes no progress for this long fails, as
-// nginx's send_timeout (60 s) makes it. Without it a client that stops
-// reading holds its connection, the handler and a backend connection for
-// good. A variable for tests.
-var clientSendTimeout = 60 * time.Second
-
 // sendWriter is what the connection's write buffer writes to: the
-// connection, with a write deadline renewed when less than half of it is
-// left, so a long download is never cut while it moves and a timer is
-// touched at most every half timeout.
+// connection, with a write deadline (send_timeout) renewed when less than
+// half of it is left, so a long download is never cut while it moves and
+// a timer is touched at most every half timeout. A client that stops
+// reading fails the write once the deadline passes.
 type sendWriter struct{ c *h1Conn }
 
 func (w sendWriter) Write(p []byte) (int, error) {
 	c := w.c
-	if now := time.Now(); c.sendDeadline.Sub(now) < clientSendTimeout/2 {
-		c.sendDeadline = now.Add(clientSendTimeout)
+	if now := time.Now(); c.sendDeadline.Sub(now) < c.to.send/2 {
+		c.sendDeadline = now.Add(c.to.send)
 		c.nc.SetWriteDeadline(c.sendDeadline)
 	}
 	return c.nc.Write(p)
@@ -355,6 +355,7 @@ func (c *h1Conn) release() { returnBuffers(&c.br, &c.bw) }
 // too long) between requests.
 func (c *h1Conn) readRequest() (bool, error) {
 	now := time.Now()
+	c.to = c.s.limits()
 	if c.br.Buffered() == 0 {
 		if c.state.Load() != h1New {
 			c.state.Store(h1Idle)
@@ -362,13 +363,13 @@ func (c *h1Conn) readRequest() (bool, error) {
 		if c.s.shutdown.Load() {
 			return false, nil
 		}
-		if !c.waitIdle(now, now.Add(clientIdleTimeout)) {
+		if !c.waitIdle(now, now.Add(c.to.idle)) {
 			return false, nil
 		}
 		now = time.Now()
 	}
 	c.state.Store(h1Active)
-	c.nc.SetReadDeadline(now.Add(readHeaderTimeout))
+	c.nc.SetReadDeadline(now.Add(c.to.header))
 	if err := readRequestHead(c.br, &c.head, c.s.maxHeader); err != nil {
 		if errors.Is(err, errIdleEOF) {
 			return false, nil
@@ -379,7 +380,7 @@ func (c *h1Conn) readRequest() (bool, error) {
 		return false, err
 	}
 	if c.head.body != bodyNone {
-		// The body's reads set their own deadline (clientBodyTimeout,
+		// The body's reads set their own deadline (client_body_timeout,
 		// h1body.go), which the head's must not cut short.
 		c.nc.SetReadDeadline(time.Time{})
 	}

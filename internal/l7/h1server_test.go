@@ -739,11 +739,16 @@ func TestH1ConnsGauge(t *testing.T) {
 // the server's side of what the proxy's handler never does.
 func startH1(t *testing.T, maxHeader int, h http.Handler) string {
 	t.Helper()
+	return startH1Server(t, &h1Server{handler: h, ctx: context.Background(), maxHeader: maxHeader, log: quietLogger()})
+}
+
+// startH1Server serves s on 127.0.0.1:0 until the test ends.
+func startH1Server(t *testing.T, s *h1Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &h1Server{handler: h, ctx: context.Background(), maxHeader: maxHeader, log: quietLogger()}
 	done := make(chan struct{})
 	go func() { s.Serve(ln); close(done) }()
 	t.Cleanup(func() {
@@ -965,13 +970,11 @@ func TestH1BackendFraming(t *testing.T) {
 
 // TestH1StalledBody checks that a client that stops sending in the middle
 // of its body, without closing, is not waited for without bound: nginx
-// gives up after client_body_timeout; strata bounds the silence
-// by clientBodyTimeout (h1body.go), made short here.
+// gives up after client_body_timeout, and so does strata, with the
+// listener's client_body_timeout made short here.
 func TestH1StalledBody(t *testing.T) {
-	old := clientBodyTimeout
-	clientBodyTimeout = 300 * time.Millisecond
-	t.Cleanup(func() { clientBodyTimeout = old })
-	_, addr, _ := startH1Proxy(t, Options{}, config.Listener{})
+	short := config.Duration(300 * time.Millisecond)
+	_, addr, _ := startH1Proxy(t, Options{}, config.Listener{ClientBodyTimeout: short})
 	for _, head := range []string{"Content-Length: 1000\r\n\r\n0123456789", "Transfer-Encoding: chunked\r\n\r\n3e8\r\n0123456789"} {
 		rc := dialRaw(t, addr)
 		rc.send("POST /echo HTTP/1.1\r\nHost: a\r\n" + head)
@@ -984,9 +987,10 @@ func TestH1StalledBody(t *testing.T) {
 
 	// A handler that answers without reading: the rest of the body is read
 	// to keep the connection, but not waited for without bound either.
-	addr = startH1(t, 8<<10, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	to := clientTimeoutsOf(&config.Listener{ClientBodyTimeout: short})
+	addr = startH1Server(t, &h1Server{handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "unread")
-	}))
+	}), ctx: context.Background(), maxHeader: 8 << 10, log: quietLogger(), timeouts: func() *clientTimeouts { return &to }})
 	rc := dialRaw(t, addr)
 	rc.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n0123456789")
 	if r := rc.read("POST"); string(r.body) != "unread" {
@@ -1022,13 +1026,10 @@ func TestH1ShutdownBeforeServe(t *testing.T) {
 }
 
 // TestH1StalledReader: a client that asks for a large response and stops
-// reading it, without closing, is given up on after clientSendTimeout
-// (nginx's send_timeout), made short here, so it does not hold the
+// reading it, without closing, is given up on after the listener's
+// send_timeout (nginx's name), made short here, so it does not hold the
 // handler and a backend connection for good.
 func TestH1StalledReader(t *testing.T) {
-	old := clientSendTimeout
-	clientSendTimeout = 300 * time.Millisecond
-	t.Cleanup(func() { clientSendTimeout = old })
 	done := make(chan error, 1)
 	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(256<<20))
@@ -1039,8 +1040,13 @@ func TestH1StalledReader(t *testing.T) {
 		}
 		done <- err
 	}))
-	_, url := startProxy(t, Options{}, []config.Route{{Pool: "p"}}, map[string]*upstream.Pool{"p": newPool(t, "p", be.addr)})
-	rc := dialRaw(t, strings.TrimPrefix(url, "http://"))
+	s := NewServer(Options{Logger: quietLogger()})
+	ln := config.Listener{Name: "test", Listen: "127.0.0.1:0", Routes: []config.Route{{Pool: "p"}}, SendTimeout: config.Duration(300 * time.Millisecond)}
+	if err := s.Apply(&config.L7{Listeners: []config.Listener{ln}}, map[string]*upstream.Pool{"p": newPool(t, "p", be.addr)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, s) })
+	rc := dialRaw(t, s.Addrs()[0].String())
 	rc.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n") // and never read
 	select {
 	case err := <-done:

@@ -5,6 +5,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-lb/strata/internal/sockopt"
 )
 
 // connLimiter bounds a listener's open client connections. At the bound,
@@ -23,6 +27,9 @@ type connLimiter struct {
 	open   int
 	closed bool
 	conns  map[*limitedConn]struct{}
+	// reached counts the times Accept found the listener at its bound
+	// and stopped taking connections (strata_l7_max_conns_reached_total).
+	reached atomic.Uint64
 }
 
 func limitConns(ln net.Listener, max func() int) *connLimiter {
@@ -34,10 +41,13 @@ func limitConns(ln net.Listener, max func() int) *connLimiter {
 // Accept waits until a connection may be taken, then accepts it.
 func (l *connLimiter) Accept() (net.Conn, error) {
 	l.mu.Lock()
-	for {
+	for waited := false; ; waited = true {
 		m := l.max()
 		if l.closed || m <= 0 || l.open < m {
 			break
+		}
+		if !waited {
+			l.reached.Add(1)
 		}
 		l.cond.Wait()
 	}
@@ -103,6 +113,16 @@ func (l *connLimiter) closeUnused() {
 	for _, c := range conns {
 		c.closeIfUnused()
 	}
+}
+
+// queued is how many connections wait in the kernel's accept queue, when
+// the system tells (Linux).
+func (l *connLimiter) queued() (int, bool) {
+	sc, ok := l.Listener.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	return sockopt.AcceptQueue(sc)
 }
 
 // wake re-checks waiting Accepts after the bound changed.
@@ -179,4 +199,35 @@ func (l *listener) maxConns() int {
 		return t.maxConns
 	}
 	return 0
+}
+
+var (
+	descMaxConnsReached = prometheus.NewDesc("strata_l7_max_conns_reached_total",
+		"Times a listener reached its max_conns and stopped accepting; new connections then wait in the kernel's accept queue.", []string{"listener"}, nil)
+	descAcceptQueue = prometheus.NewDesc("strata_l7_accept_queue",
+		"Connections waiting in a listener's accept queue now (Linux only).", []string{"listener"}, nil)
+)
+
+// limitsCollector reads the listeners' bounds at scrape time, so that a
+// listener a reload removed has no series left.
+type limitsCollector struct{ s *Server }
+
+func (c limitsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descMaxConnsReached
+	ch <- descAcceptQueue
+}
+
+func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.s.mu.Lock()
+	ls := make([]*listener, 0, len(c.s.listeners))
+	for _, l := range c.s.listeners {
+		ls = append(ls, l)
+	}
+	c.s.mu.Unlock()
+	for _, l := range ls {
+		ch <- prometheus.MustNewConstMetric(descMaxConnsReached, prometheus.CounterValue, float64(l.conns.reached.Load()), l.name)
+		if n, ok := l.conns.queued(); ok {
+			ch <- prometheus.MustNewConstMetric(descAcceptQueue, prometheus.GaugeValue, float64(n), l.name)
+		}
+	}
 }

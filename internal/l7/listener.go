@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
@@ -167,20 +168,22 @@ func (s *Server) wrapListener(l *listener, p *listenerPlan) (net.Listener, error
 func (s *Server) newClientServer(l *listener) *h1Server {
 	sh := l.shape
 	maxHeader := l.table.Load().maxHeaderBytes // fixed while the listener is open
+	idle := l.table.Load().client.idle         // HTTP/2's, likewise
 	o := observer{s: s, ln: l, next: handler{s: s, ln: l}}
 	h := &h1Server{
 		ctx:       context.WithValue(context.Background(), listenerKey{}, l),
 		maxHeader: maxHeader,
 		log:       s.log.With("listener", l.name),
+		timeouts:  func() *clientTimeouts { return &l.table.Load().client },
 	}
 	if sh.tls && sh.http2 || sh.h2c {
-		h.h2 = newH2Server()
+		h.h2 = newH2Server(idle)
 		// ServeConn takes its limits and logger from a base server, and
 		// http2.ConfigureServer lets that server's Shutdown send GOAWAY
 		// on every connection h.h2 serves (h1Server.Shutdown calls it).
 		h.h2Base = &http.Server{
 			MaxHeaderBytes: maxHeader,
-			IdleTimeout:    clientIdleTimeout,
+			IdleTimeout:    idle,
 			ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
 		if err := http2.ConfigureServer(h.h2Base, h.h2); err != nil {
@@ -195,7 +198,7 @@ func (s *Server) newClientServer(l *listener) *h1Server {
 		// is bounded by MaxBytesHandler.
 		inner := o
 		inner.upgraded = true
-		h2s := newH2Server()
+		h2s := newH2Server(idle)
 		// ConfigureServer on a server of its own only gives h2s the state
 		// that lets Shutdown of that server send GOAWAY on the connections
 		// h2s serves; closeListener uses it for upgraded connections.
@@ -223,9 +226,9 @@ func (s *Server) newClientServer(l *listener) *h1Server {
 
 // newH2Server is the HTTP/2 server of client connections, with receive
 // windows large enough for uploads at speed.
-func newH2Server() *http2.Server {
+func newH2Server(idle time.Duration) *http2.Server {
 	return &http2.Server{
-		IdleTimeout:                  clientIdleTimeout,
+		IdleTimeout:                  idle,
 		MaxUploadBufferPerStream:     1 << 20,
 		MaxUploadBufferPerConnection: 4 << 20,
 	}

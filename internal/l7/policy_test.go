@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/internal/upstream"
 )
@@ -535,11 +537,15 @@ func TestHeaderLimit(t *testing.T) {
 	}
 }
 
+// TestMaxConns: at max_conns new connections wait in the kernel's accept
+// queue, which the metrics show, until a slot frees or a reload lifts the
+// bound.
 func TestMaxConns(t *testing.T) {
 	be := startBackend(t, named("a"))
 	pool := newPool(t, "p", be.addr)
-	s := NewServer(Options{Logger: quietLogger()})
-	cfg := &config.L7{Listeners: []config.Listener{{Listen: "127.0.0.1:0", MaxConns: 1, Routes: []config.Route{{Pool: "p"}}}}}
+	reg := prometheus.NewRegistry()
+	s := NewServer(Options{Logger: quietLogger(), Registry: reg})
+	cfg := &config.L7{Listeners: []config.Listener{{Name: "m", Listen: "127.0.0.1:0", MaxConns: 1, Routes: []config.Route{{Pool: "p"}}}}}
 	if err := s.Apply(cfg, map[string]*upstream.Pool{"p": pool}); err != nil {
 		t.Fatal(err)
 	}
@@ -552,10 +558,17 @@ func TestMaxConns(t *testing.T) {
 	c2 := newBenchClientTo(t, addr, "/")
 	done := make(chan error, 1)
 	go func() { done <- c2.roundTrip() }()
+	m := map[string]string{"listener": "m"}
+	eventually(t, 5*time.Second, "the second connection to wait in the accept queue", func() bool {
+		return metricValue(t, reg, "strata_l7_accept_queue", m) == 1
+	})
 	select {
 	case err := <-done:
 		t.Fatalf("a second connection was served while the first was open (err %v)", err)
-	case <-time.After(200 * time.Millisecond):
+	default:
+	}
+	if got := metricValue(t, reg, "strata_l7_max_conns_reached_total", m); got != 1 {
+		t.Fatalf("strata_l7_max_conns_reached_total = %v, want 1", got)
 	}
 	c1.c.Close()
 	select {

@@ -72,6 +72,7 @@ type routeTable struct {
 	maxConns       int
 	maxHeaderBytes int
 	maxBodyBytes   int64
+	client         clientTimeouts // timeouts.go
 	// healthPath, when set, is answered by strata itself (lameduck.go).
 	healthPath string
 }
@@ -132,6 +133,7 @@ func buildTableWith(ln *config.Listener, pools map[string]*upstream.Pool, o buil
 		maxConns:       ln.MaxConns,
 		maxHeaderBytes: ln.MaxHeaderBytes,
 		maxBodyBytes:   ln.MaxBodyBytes,
+		client:         clientTimeoutsOf(ln),
 	}
 	if t.maxHeaderBytes == 0 {
 		t.maxHeaderBytes = maxRequestHeader

@@ -59,12 +59,9 @@ type Options struct {
 	CertPollInterval time.Duration
 }
 
-// Client-side limits of every listener.
-const (
-	readHeaderTimeout = 10 * time.Second
-	maxRequestHeader  = 64 << 10
-	clientIdleTimeout = 60 * time.Second
-)
+// maxRequestHeader is the default bound on a request head; the client
+// timeouts are in timeouts.go.
+const maxRequestHeader = 64 << 10
 
 // Server is the HTTP/1.1 load balancer: listeners, their routing tables and
 // one upstream transport shared by all of them.
@@ -138,7 +135,7 @@ func NewServer(opts Options) *Server {
 	if opts.Registry != nil {
 		m = newMetrics(opts.Registry)
 	}
-	return &Server{
+	s := &Server{
 		metrics:    m,
 		logs:       map[string]*accessLog{},
 		base:       base,
@@ -148,6 +145,10 @@ func NewServer(opts Options) *Server {
 		tr:         newTransport(&opts),
 		listeners:  map[string]*listener{},
 	}
+	if opts.Registry != nil {
+		opts.Registry.MustRegister(limitsCollector{s}) // limits.go
+	}
+	return s
 }
 
 // Apply builds routing tables from cfg and pools (pools by name),

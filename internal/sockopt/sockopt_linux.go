@@ -21,3 +21,22 @@ func GrowReceiveBuffer(c syscall.Conn, n int) {
 		}
 	})
 }
+
+// tcpListen is TCP_LISTEN of include/net/tcp_states.h.
+const tcpListen = 10
+
+// AcceptQueue reports how many connections wait in a listening TCP
+// socket's accept queue: Linux's TCP_INFO gives a listener's current
+// backlog as tcpi_unacked. ok is false when it cannot tell.
+func AcceptQueue(c syscall.Conn) (n int, ok bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && info.State == tcpListen {
+			n, ok = int(info.Unacked), true
+		}
+	})
+	return n, ok
+}
