@@ -192,6 +192,18 @@ type RouteRateLimit struct {
 	MaxKeys int `yaml:"max_keys"`
 }
 
+// CheckRoutePath refuses a path_prefix (whole false) or an exact path
+// (whole true) with a "//", "/./" or "/../" in it, or a path that ends in
+// "/." or "/..": requests are routed by their normalised path, which has
+// no such segment, so the route could never match.
+func CheckRoutePath(p string, whole bool) error {
+	if strings.Contains(p, "//") || strings.Contains(p, "/./") || strings.Contains(p, "/../") ||
+		whole && (strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")) {
+		return fmt.Errorf("%q has an empty or dot segment, which no normalised request path has", p)
+	}
+	return nil
+}
+
 // route checks one route of a listener; rp is its field path.
 func (v *validator) route(rp string, r *Route, pools map[string]bool) {
 	local := r.Redirect != nil || r.Respond != nil
@@ -211,6 +223,12 @@ func (v *validator) route(rp string, r *Route, pools map[string]bool) {
 	}
 	if r.Path != "" && !strings.HasPrefix(r.Path, "/") {
 		v.errorf(rp+".path", "%q must start with /", r.Path)
+	}
+	if err := CheckRoutePath(r.PathPrefix, false); err != nil {
+		v.errorf(rp+".path_prefix", "%v", err)
+	}
+	if err := CheckRoutePath(r.Path, true); err != nil {
+		v.errorf(rp+".path", "%v", err)
 	}
 	if r.PathRegex != "" {
 		if _, err := regexp.Compile(r.PathRegex); err != nil {

@@ -270,6 +270,16 @@ func TestValidateErrors(t *testing.T) {
 			want: `strata.yaml:9: l7.listeners[0].routes[0].path_prefix: "api" must start with /`,
 		},
 		{
+			desc: "route path_prefix with a dot segment",
+			in:   pool + "l7:\n  listeners:\n    - listen: 127.0.0.1:8080\n      routes:\n        - path_prefix: /a/../admin/\n          pool: web\n",
+			want: `strata.yaml:9: l7.listeners[0].routes[0].path_prefix: "/a/../admin/" has an empty or dot segment, which no normalised request path has`,
+		},
+		{
+			desc: "route path with a doubled slash",
+			in:   pool + "l7:\n  listeners:\n    - listen: 127.0.0.1:8080\n      routes:\n        - path: //admin\n          pool: web\n",
+			want: `strata.yaml:9: l7.listeners[0].routes[0].path: "//admin" has an empty or dot segment, which no normalised request path has`,
+		},
+		{
 			desc: "listener without listen",
 			in:   pool + "l7:\n  listeners:\n    - name: public\n      routes: [{pool: web}]\n",
 			want: `strata.yaml:7: l7.listeners[0].listen: address is required (host:port)`,

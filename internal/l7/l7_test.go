@@ -106,6 +106,9 @@ func TestApplyRejects(t *testing.T) {
 		{desc: "unknown pool", ln: config.Listener{Listen: "127.0.0.1:0", Routes: []config.Route{{Pool: "nope"}}}, want: `unknown pool "nope"`},
 		{desc: "bad wildcard", ln: config.Listener{Listen: "127.0.0.1:0", Routes: []config.Route{{Host: "a.*.com", Pool: "p"}}}, want: "invalid host pattern"},
 		{desc: "relative prefix", ln: config.Listener{Listen: "127.0.0.1:0", Routes: []config.Route{{PathPrefix: "api", Pool: "p"}}}, want: "must start with /"},
+		{desc: "prefix with a dot segment", ln: config.Listener{Listen: "127.0.0.1:0", Routes: []config.Route{{PathPrefix: "/a/../b/", Pool: "p"}}}, want: "path_prefix \"/a/../b/\" has an empty or dot segment"},
+		{desc: "prefix with a doubled slash", ln: config.Listener{Listen: "127.0.0.1:0", Routes: []config.Route{{PathPrefix: "//a/", Pool: "p"}}}, want: "empty or dot segment"},
+		{desc: "exact path ending in a dot segment", ln: config.Listener{Listen: "127.0.0.1:0", Routes: []config.Route{{Path: "/a/.", Pool: "p"}}}, want: "path \"/a/.\" has an empty or dot segment"},
 		{desc: "empty listen", ln: config.Listener{Routes: []config.Route{{Pool: "p"}}}, want: "empty listen address"},
 		{desc: "port in use", ln: config.Listener{Listen: busy.Addr().String(), Routes: []config.Route{{Pool: "p"}}}, want: "address already in use"},
 	}

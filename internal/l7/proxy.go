@@ -16,6 +16,10 @@ type handler struct {
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := h.ln.table.Load()
+	if err := normalizeRequest(r); err != nil { // normpath.go
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	if t.healthPath != "" && r.URL.Path == t.healthPath {
 		h.s.serveHealth(w) // lameduck.go
 		return

@@ -206,6 +206,14 @@ func compileRoute(r *config.Route, idx int, ln *config.Listener, pools map[strin
 	if r.Path != "" && !strings.HasPrefix(r.Path, "/") {
 		return nil, fmt.Errorf("path %q must start with /", r.Path)
 	}
+	// Requests are routed by their normalised path (normpath.go): a
+	// route that could never match one is refused rather than dead.
+	if err := config.CheckRoutePath(rt.prefix, false); err != nil {
+		return nil, fmt.Errorf("path_prefix %w", err)
+	}
+	if err := config.CheckRoutePath(r.Path, true); err != nil {
+		return nil, fmt.Errorf("path %w", err)
+	}
 	if r.PathRegex != "" {
 		re, err := regexp.Compile(r.PathRegex)
 		if err != nil {
