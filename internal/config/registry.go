@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -18,8 +19,11 @@ type Registry struct {
 	// wildcard address).
 	Advertise string `yaml:"advertise"`
 	// RaftListen is where Raft talks to the other nodes (default: the
-	// listen host, port 7848).
+	// listen port − 1000, as Nacos's 7848 is 8848 − 1000, on 127.0.0.1
+	// unless Raft has TLS or is marked insecure, then on the listen host).
 	RaftListen string `yaml:"raft_listen"`
+	// Raft secures the Raft transport.
+	Raft RegistryRaft `yaml:"raft"`
 	// Data is the directory of the Raft log and snapshots (default
 	// ./data/registry); "memory" keeps everything in memory.
 	Data string `yaml:"data"`
@@ -27,8 +31,11 @@ type Registry struct {
 	// bootstraps a cluster of one.
 	Join []string `yaml:"join"`
 	// Token is the admin token that service changes, weight changes and
-	// joins need. Required when listen is not a loopback address.
-	Token string `yaml:"token"`
+	// joins need. Required (or TokenFile) when listen is not a loopback
+	// address. Secrets stay out of JSON renderings of the config.
+	Token string `yaml:"token" json:"-"`
+	// TokenFile reads Token from a file that is not world-readable.
+	TokenFile string `yaml:"token_file"`
 	// Namespaces lists the namespaces that require an access token.
 	Namespaces []RegistryNamespace `yaml:"namespaces"`
 	// HeartbeatInterval is how often clients are told to beat (default 5s).
@@ -52,6 +59,33 @@ type Registry struct {
 	WatchWriteTimeout Duration `yaml:"watch_write_timeout"`
 	// Check is how the servers check persistent instances (default tcp).
 	Check *HealthCheck `yaml:"check"`
+	// Limits bound what clients may store.
+	Limits RegistryLimits `yaml:"limits"`
+}
+
+// RegistryRaft secures the Raft transport between registry nodes.
+type RegistryRaft struct {
+	// TLS runs Raft over mutual TLS: both sides present a certificate
+	// signed by CAFile and verify the other's.
+	TLS *RegistryRaftTLS `yaml:"tls"`
+	// Insecure lets plaintext Raft listen off loopback.
+	Insecure bool `yaml:"insecure"`
+}
+
+// RegistryRaftTLS is the certificate, key and CA of mutual TLS for Raft.
+type RegistryRaftTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	CAFile   string `yaml:"ca_file"`
+}
+
+// RegistryLimits bound instances, services and metadata.
+type RegistryLimits struct {
+	InstancesPerService   int `yaml:"instances_per_service"`
+	InstancesPerNamespace int `yaml:"instances_per_namespace"`
+	ServicesPerNamespace  int `yaml:"services_per_namespace"`
+	MetadataEntries       int `yaml:"metadata_entries"`
+	MetadataBytes         int `yaml:"metadata_bytes"`
 }
 
 // RegistryNamespace is a namespace that needs an access token.
@@ -59,7 +93,9 @@ type RegistryNamespace struct {
 	// Name is the namespace (dev, test, prod …).
 	Name string `yaml:"name"`
 	// Token is the access token every request in it must carry.
-	Token string `yaml:"token"`
+	Token string `yaml:"token" json:"-"`
+	// TokenFile reads Token from a file that is not world-readable.
+	TokenFile string `yaml:"token_file"`
 }
 
 // Registry defaults.
@@ -75,7 +111,44 @@ const (
 	// query) while 256 hostile addresses are needed to fill the node.
 	DefaultRegistryMaxWatchersPerClient = 256
 	DefaultRegistryWatchWriteTimeout    = 10 * time.Second
+	// RegistryRaftPortOffset is how far below the HTTP port Raft listens
+	// by default: Nacos's own layout (Raft 7848 for HTTP 8848), which
+	// leaves the ports above free (Nacos's gRPC takes HTTP + 1000).
+	RegistryRaftPortOffset = 1000
+
+	DefaultRegistryInstancesPerService   = 10000
+	DefaultRegistryInstancesPerNamespace = 100000
+	DefaultRegistryServicesPerNamespace  = 10000
+	DefaultRegistryMetadataEntries       = 64
+	DefaultRegistryMetadataBytes         = 4096
 )
+
+// DefaultRegistryRaftListen is Raft's address when raft_listen is not
+// set: the HTTP port − 1000 (7848 for 8848; port 0 stays 0, and a port
+// of 1000 or less falls back to 7848), on 127.0.0.1 unless exposed says
+// Raft may leave loopback (it has TLS, or is marked insecure), then on the
+// HTTP listen host.
+func DefaultRegistryRaftListen(listen string, exposed bool) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	rp := DefaultRegistryRaft
+	if p, err := strconv.Atoi(port); err == nil && p == 0 {
+		rp = "0"
+	} else if err == nil && p > RegistryRaftPortOffset {
+		rp = strconv.Itoa(p - RegistryRaftPortOffset)
+	}
+	if !exposed {
+		// An IPv6 listener gets IPv6 loopback, so a v6-only host works.
+		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			host = "::1"
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return net.JoinHostPort(host, rp)
+}
 
 func init() {
 	onDefaults(registryDefaults)
@@ -91,9 +164,22 @@ func registryDefaults(c *Config, absent func(isZero bool, path string) bool) {
 		r.Listen = DefaultRegistryListen
 	}
 	if r.RaftListen == "" {
-		host, _, err := net.SplitHostPort(r.Listen)
-		if err == nil {
-			r.RaftListen = net.JoinHostPort(host, DefaultRegistryRaft)
+		r.RaftListen = DefaultRegistryRaftListen(r.Listen, r.Raft.TLS != nil || r.Raft.Insecure)
+	}
+	l := &r.Limits
+	for _, d := range []struct {
+		v    *int
+		path string
+		def  int
+	}{
+		{&l.InstancesPerService, "registry.limits.instances_per_service", DefaultRegistryInstancesPerService},
+		{&l.InstancesPerNamespace, "registry.limits.instances_per_namespace", DefaultRegistryInstancesPerNamespace},
+		{&l.ServicesPerNamespace, "registry.limits.services_per_namespace", DefaultRegistryServicesPerNamespace},
+		{&l.MetadataEntries, "registry.limits.metadata_entries", DefaultRegistryMetadataEntries},
+		{&l.MetadataBytes, "registry.limits.metadata_bytes", DefaultRegistryMetadataBytes},
+	} {
+		if absent(*d.v == 0, d.path) {
+			*d.v = d.def
 		}
 	}
 	if r.Data == "" {
@@ -151,15 +237,39 @@ func registryValidate(v *validator, _ map[string]bool) {
 		return
 	}
 	host, ok := v.addr("registry.listen", r.Listen, false)
-	if ok && r.Token == "" && !isLoopback(host) {
-		v.errorf("registry.token", "a token is required when registry.listen (%s) is not a loopback address", r.Listen)
+	if r.Token != "" && r.TokenFile != "" {
+		v.errorf("registry.token_file", "set token or token_file, not both")
+	}
+	if ok && r.Token == "" && r.TokenFile == "" && !isLoopback(host) {
+		v.errorf("registry.token", "a token (or token_file) is required when registry.listen (%s) is not a loopback address", r.Listen)
 	}
 	if r.Advertise != "" {
 		v.addr("registry.advertise", r.Advertise, true)
 	} else if ok && (host == "" || host == "0.0.0.0" || host == "::") {
 		v.errorf("registry.advertise", "is required when registry.listen (%s) is a wildcard address", r.Listen)
 	}
-	v.addr("registry.raft_listen", r.RaftListen, false)
+	if rh, ok := v.addr("registry.raft_listen", r.RaftListen, false); ok && !isLoopback(rh) && r.Raft.TLS == nil && !r.Raft.Insecure {
+		v.errorf("registry.raft_listen", "%s is not a loopback address, and Raft without registry.raft.tls is plaintext and unauthenticated; set registry.raft.tls, or registry.raft.insecure: true to accept that", r.RaftListen)
+	}
+	if t := r.Raft.TLS; t != nil {
+		for _, f := range []struct{ name, val string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}, {"ca_file", t.CAFile}} {
+			if f.val == "" {
+				v.errorf("registry.raft.tls."+f.name, "is required")
+			}
+		}
+	}
+	for _, f := range []struct {
+		name string
+		val  int
+	}{
+		{"instances_per_service", r.Limits.InstancesPerService}, {"instances_per_namespace", r.Limits.InstancesPerNamespace},
+		{"services_per_namespace", r.Limits.ServicesPerNamespace}, {"metadata_entries", r.Limits.MetadataEntries},
+		{"metadata_bytes", r.Limits.MetadataBytes},
+	} {
+		if f.val < 1 {
+			v.errorf("registry.limits."+f.name, "must be at least 1")
+		}
+	}
 	for i, j := range r.Join {
 		v.addr(fmt.Sprintf("registry.join[%d]", i), j, true)
 	}
@@ -192,8 +302,11 @@ func registryValidate(v *validator, _ map[string]bool) {
 		if ns.Name == "" {
 			v.errorf(p+".name", "is required")
 		}
-		if ns.Token == "" {
-			v.errorf(p+".token", "is required")
+		switch {
+		case ns.Token == "" && ns.TokenFile == "":
+			v.errorf(p+".token", "is required (or token_file)")
+		case ns.Token != "" && ns.TokenFile != "":
+			v.errorf(p+".token_file", "set token or token_file, not both")
 		}
 		if seen[ns.Name] {
 			v.errorf(p+".name", "namespace %q is listed twice", ns.Name)

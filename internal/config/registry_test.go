@@ -27,7 +27,12 @@ func TestRegistryValidationErrors(t *testing.T) {
 	for _, tc := range []struct {
 		desc, yaml, want string
 	}{
-		{"public listen without token", "listen: 0.0.0.0:8848", "registry.token: a token is required"},
+		{"public listen without token", "listen: 0.0.0.0:8848", "registry.token: a token (or token_file) is required"},
+		{"token and token_file", "token: a\n  token_file: /x", "registry.token_file: set token or token_file, not both"},
+		{"namespace token and token_file", "namespaces: [{name: a, token: x, token_file: /x}]", "registry.namespaces[0].token_file: set token or token_file"},
+		{"plaintext raft off loopback", "raft_listen: 10.0.0.1:7848", "registry.raft_listen: 10.0.0.1:7848 is not a loopback address, and Raft without registry.raft.tls is plaintext"},
+		{"raft tls without a ca", "raft: {tls: {cert_file: a, key_file: b}}", "registry.raft.tls.ca_file: is required"},
+		{"zero limit", "limits: {metadata_bytes: -1}", "registry.limits.metadata_bytes: must be at least 1"},
 		{"wildcard without advertise", "listen: 0.0.0.0:8848\n  token: t", "registry.advertise: is required when registry.listen"},
 		{"bad advertise", "advertise: \":8848\"", "registry.advertise"},
 		{"bad listen", "listen: nope", `registry.listen: "nope" is not host:port`},
@@ -54,5 +59,36 @@ func TestRegistryValidationErrors(t *testing.T) {
 	}
 	if _, err := Parse("t.yaml", []byte("registry:\n  listen: 0.0.0.0:8848\n  advertise: 10.0.0.1:8848\n  token: s\n")); err != nil {
 		t.Errorf("public listen with a token: %v", err)
+	}
+	if _, err := Parse("t.yaml", []byte("registry:\n  raft_listen: 10.0.0.1:7848\n  raft: {insecure: true}\n")); err != nil {
+		t.Errorf("plaintext raft off loopback, marked insecure: %v", err)
+	}
+}
+
+// TestRegistryRaftDefault: Raft takes the HTTP port − 1000 (Nacos's
+// layout, leaving HTTP + 1000 to Nacos gRPC), on loopback unless it has
+// TLS or is marked insecure.
+func TestRegistryRaftDefault(t *testing.T) {
+	for _, tc := range []struct {
+		desc, yaml, want string
+	}{
+		{"nacos port", "listen: 127.0.0.1:8848", "127.0.0.1:7848"},
+		{"other port", "listen: 127.0.0.1:8858", "127.0.0.1:7858"},
+		{"free port", "listen: 127.0.0.1:0", "127.0.0.1:0"},
+		{"low port", "listen: 127.0.0.1:900", "127.0.0.1:7848"},
+		{"wildcard stays on loopback", "listen: 0.0.0.0:8848\n  advertise: 10.0.0.1:8848\n  token: t", "127.0.0.1:7848"},
+		{"ipv6 loopback", "listen: \"[::]:8848\"\n  advertise: \"[fd00::1]:8848\"\n  token: t", "[::1]:7848"},
+		{"insecure follows listen", "listen: 0.0.0.0:8848\n  advertise: 10.0.0.1:8848\n  token: t\n  raft: {insecure: true}", "0.0.0.0:7848"},
+		{"tls follows listen", "listen: 10.0.0.1:8848\n  token: t\n  raft: {tls: {cert_file: a, key_file: b, ca_file: c}}", "10.0.0.1:7848"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			c, err := Parse("t.yaml", []byte("registry:\n  "+tc.yaml+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Registry.RaftListen != tc.want {
+				t.Errorf("raft_listen = %s, want %s", c.Registry.RaftListen, tc.want)
+			}
+		})
 	}
 }

@@ -35,6 +35,7 @@ func (n *Node) routes() http.Handler {
 	m.HandleFunc("GET /v1/registry/watch/{ns}/{group}/{service}", n.handleWatch)
 	m.HandleFunc("GET /v1/registry/cluster", n.handleCluster)
 	m.HandleFunc("POST /v1/registry/cluster/join", n.write(n.handleJoin))
+	m.HandleFunc("POST /v1/registry/cluster/remove", n.write(n.handleRemovePeer))
 	// Nacos Open API v1, naming.
 	n.nacosRoutes(m)
 	return m
@@ -61,8 +62,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func writeErr(w http.ResponseWriter, err error) {
 	code := http.StatusBadRequest
 	var he *httpError
+	var le *LimitError
 	if errors.As(err, &he) {
 		code = he.code
+	} else if errors.As(err, &le) {
+		code = http.StatusForbidden
 	} else if errors.Is(err, ErrNoLeader) {
 		code = http.StatusServiceUnavailable
 	}
@@ -140,19 +144,37 @@ func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &b); err != nil {
 		return err
 	}
-	if !n.namespaceOK(r, b.Namespace) {
-		return errf(http.StatusForbidden, "namespace %q needs an access token", b.Namespace)
-	}
-	c := &Command{Op: OpRegister, Key: b.Key, Instances: []Instance{b.Instance}}
-	idx, err := n.Propose(c)
+	idx, err := n.register(r, b.Key, &b.Instance)
 	if err != nil {
 		return err
 	}
-	if b.Ephemeral {
-		n.live.Beat(c.Key, c.Instances[0].ID())
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"index": idx, "id": c.Instances[0].ID(), "heartbeat_interval_ms": n.live.opts.Interval.Milliseconds()})
+	writeJSON(w, http.StatusOK, map[string]any{"index": idx, "id": b.Instance.ID(), "heartbeat_interval_ms": n.live.opts.Interval.Milliseconds()})
 	return nil
+}
+
+// register is a client's registration, through strata's API or Nacos's:
+// the namespace's write rule, then the re-registration rule, then Raft.
+// in is normalised in place.
+func (n *Node) register(r *http.Request, k Key, in *Instance) (uint64, error) {
+	k = k.withDefaults()
+	if !n.writeOK(r, k.Namespace) {
+		return 0, n.writeDenied(k.Namespace)
+	}
+	if err := in.normalize(); err != nil {
+		return 0, errf(http.StatusBadRequest, "%v", err)
+	}
+	if err := n.reregisterOK(r, k, in); err != nil {
+		return 0, err
+	}
+	c := &Command{Op: OpRegister, Key: k, Instances: []Instance{*in}}
+	idx, err := n.Propose(c)
+	if err != nil {
+		return 0, err
+	}
+	if in.Ephemeral {
+		n.live.Beat(c.Key, in.ID())
+	}
+	return idx, nil
 }
 
 // instanceFromQuery reads the instance's identity from query parameters.
@@ -174,8 +196,8 @@ func (n *Node) handleDeregister(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !n.namespaceOK(r, k.Namespace) {
-		return errf(http.StatusForbidden, "namespace %q needs an access token", k.Namespace)
+	if !n.writeOK(r, k.Namespace) {
+		return n.writeDenied(k.Namespace)
 	}
 	idx, err := n.Propose(&Command{Op: OpDeregister, Key: k, IDs: []string{id}})
 	if err != nil {
@@ -235,8 +257,8 @@ func (n *Node) handleBeat(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &b); err != nil {
 		return err
 	}
-	if !n.namespaceOK(r, b.Namespace) {
-		return errf(http.StatusForbidden, "namespace %q needs an access token", b.Namespace)
+	if !n.writeOK(r, b.Namespace) {
+		return n.writeDenied(b.Namespace)
 	}
 	if _, err := n.beat(b.Key, b.Instance); err != nil {
 		return err
@@ -453,6 +475,23 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	return nil
+}
+
+func (n *Node) handleRemovePeer(w http.ResponseWriter, r *http.Request) error {
+	if !n.adminOK(r) {
+		return errf(http.StatusUnauthorized, "removing a peer needs the admin token")
+	}
+	var p struct {
+		ID string `json:"id"`
+	}
+	if err := decode(r, &p); err != nil {
+		return err
+	}
+	if err := n.removePeer(p.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": p.ID, "members": len(n.Members())})
 	return nil
 }
 

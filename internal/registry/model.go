@@ -68,7 +68,9 @@ type Instance struct {
 	// Enabled is the operator's switch: a disabled instance gets no traffic.
 	Enabled bool `json:"enabled"`
 	// Ephemeral instances heartbeat and are removed when they stop;
-	// persistent ones are checked by the servers and never removed by them.
+	// persistent ones are checked by the servers, marked unhealthy when
+	// they fail, and removed only by a deregistration (as in Nacos); the
+	// limits bound how many there can be.
 	Ephemeral bool `json:"ephemeral"`
 	// Metadata are free labels (version=2, tags) that selectors and routes
 	// match.
@@ -96,9 +98,6 @@ func (in *Instance) normalize() error {
 	}
 	if in.Weight < 0 || in.Weight > 10000 {
 		return fmt.Errorf("instance weight %v is out of range 0-10000", in.Weight)
-	}
-	if len(in.Metadata) > 64 {
-		return fmt.Errorf("instance has %d metadata entries (at most 64)", len(in.Metadata))
 	}
 	return nil
 }

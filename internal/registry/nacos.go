@@ -123,6 +123,7 @@ func nacosInstance(f form) (Instance, error) {
 	return in, nil
 }
 
+// nacosAuth checks that r may read k's namespace.
 func (n *Node) nacosAuth(r *http.Request, k Key) error {
 	if !n.namespaceOK(r, k.Namespace) {
 		return errf(http.StatusForbidden, "namespace %q needs an access token", k.Namespace)
@@ -131,17 +132,16 @@ func (n *Node) nacosAuth(r *http.Request, k Key) error {
 }
 
 // nacosInstanceForm reads the service key and the instance an instance
-// request names, checking the namespace's access token when auth says so.
-func (n *Node) nacosInstanceForm(r *http.Request, auth bool) (form, Key, Instance, error) {
+// request names, checking that r may write in the namespace when write
+// says so (an admin write checks the admin token instead).
+func (n *Node) nacosInstanceForm(r *http.Request, write bool) (form, Key, Instance, error) {
 	f := form(nacosForm(r))
 	k, err := nacosKey(f)
 	if err != nil {
 		return f, k, Instance{}, err
 	}
-	if auth {
-		if err := n.nacosAuth(r, k); err != nil {
-			return f, k, Instance{}, err
-		}
+	if write && !n.writeOK(r, k.Namespace) {
+		return f, k, Instance{}, n.writeDenied(k.Namespace)
 	}
 	in, err := nacosInstance(f)
 	return f, k, in, err
@@ -157,11 +157,8 @@ func (n *Node) nacosRegister(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := n.Propose(&Command{Op: OpRegister, Key: k, Instances: []Instance{in}}); err != nil {
+	if _, err := n.register(r, k, &in); err != nil {
 		return err
-	}
-	if in.Ephemeral {
-		n.live.Beat(k, in.ID())
 	}
 	okText(w)
 	return nil
@@ -181,6 +178,7 @@ func (n *Node) nacosDeregister(w http.ResponseWriter, r *http.Request) error {
 
 // nacosUpdate changes weight, enabled and metadata: an admin write.
 func (n *Node) nacosUpdate(w http.ResponseWriter, r *http.Request) error {
+	nacosForm(r) // the accessToken may be in the form body
 	if !n.adminOK(r) {
 		return errf(http.StatusUnauthorized, "changing an instance needs the admin token")
 	}
@@ -230,8 +228,8 @@ func (n *Node) nacosBeat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := n.nacosAuth(r, k); err != nil {
-		return err
+	if !n.writeOK(r, k.Namespace) {
+		return n.writeDenied(k.Namespace)
 	}
 	if b.Weight == 0 {
 		b.Weight = 1
@@ -339,10 +337,10 @@ func (n *Node) nacosDetail(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) nacosPutService(w http.ResponseWriter, r *http.Request) error {
+	f := form(nacosForm(r))
 	if !n.adminOK(r) {
 		return errf(http.StatusUnauthorized, "changing a service needs the admin token")
 	}
-	f := form(nacosForm(r))
 	k, err := nacosKey(f)
 	if err != nil {
 		return err
@@ -375,10 +373,11 @@ func (n *Node) nacosPutService(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (n *Node) nacosDeleteService(w http.ResponseWriter, r *http.Request) error {
+	f := form(nacosForm(r))
 	if !n.adminOK(r) {
 		return errf(http.StatusUnauthorized, "deleting a service needs the admin token")
 	}
-	k, err := nacosKey(form(nacosForm(r)))
+	k, err := nacosKey(f)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,13 @@ type Options struct {
 	// node at, and its ID in the cluster (default: the listener's address,
 	// which must then not be a wildcard such as 0.0.0.0).
 	Advertise string
+	// RaftTLS, when set, runs Raft over mutual TLS (RaftTLSConfig makes
+	// it): peers without a certificate from its CA are refused.
+	RaftTLS *tls.Config
+	// RaftInsecure lets plaintext Raft bind off loopback; without it (or
+	// RaftTLS) Start refuses such a RaftAddr, since anyone who reaches a
+	// plaintext Raft port can join the cluster or feed it entries.
+	RaftInsecure bool
 	// RaftAdvertise is the Raft address other nodes reach this node at
 	// (default: Advertise's host with RaftAddr's port, or RaftAddr).
 	RaftAdvertise string
@@ -64,6 +72,9 @@ type Options struct {
 	// (default 10s): a client that stops reading is disconnected and
 	// frees its slot.
 	WatchWriteTimeout time.Duration
+	// Limits bound instances, services and metadata (zero fields take the
+	// defaults).
+	Limits Limits
 	// CacheMillis is the refresh period told to Nacos clients (default 1000).
 	CacheMillis int
 	// Checks configures server-side checks of persistent instances.
@@ -127,9 +138,16 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 	} else if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		return nil, fmt.Errorf("registry: %s is not an address other nodes can reach; set an advertise address", opts.Advertise)
 	}
+	// Without a token every client that reaches the port could write;
+	// that is only acceptable when the port is reachable from this machine
+	// alone.
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && opts.AdminToken == "" {
+		return nil, fmt.Errorf("registry: listening on %s, off loopback, needs an admin token (registry.token or registry.token_file)", ln.Addr())
+	}
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = time.Second
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	if opts.MaxWait == 0 {
 		opts.MaxWait = 5 * time.Minute
 	}
@@ -199,7 +217,7 @@ func (n *Node) openRaft() error {
 		}
 		adv = ta
 	}
-	trans, err := raft.NewTCPTransport(n.opts.RaftAddr, adv, 3, 5*time.Second, io.Discard)
+	trans, err := n.raftTransport(adv)
 	if err != nil {
 		return fmt.Errorf("registry: opening raft transport on %s: %w", n.opts.RaftAddr, err)
 	}
@@ -251,6 +269,30 @@ func (n *Node) openRaft() error {
 	}
 	n.raft = r
 	return nil
+}
+
+// raftTransport opens Raft's transport: mutual TLS when RaftTLS is set,
+// plaintext TCP otherwise, which must then stay on loopback unless
+// RaftInsecure says so.
+func (n *Node) raftTransport(adv net.Addr) (*raft.NetworkTransport, error) {
+	if n.opts.RaftTLS != nil {
+		s, err := newTLSStreamLayer(n.opts.RaftAddr, adv, n.opts.RaftTLS)
+		if err != nil {
+			return nil, err
+		}
+		return raft.NewNetworkTransport(s, 3, 5*time.Second, io.Discard), nil
+	}
+	host, _, err := net.SplitHostPort(n.opts.RaftAddr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !n.opts.RaftInsecure {
+			return nil, fmt.Errorf("plaintext Raft off loopback lets anyone who reaches %s join the cluster or feed it entries; set registry.raft.tls, or registry.raft.insecure: true", n.opts.RaftAddr)
+		}
+		n.log.Warn("registry: Raft is plaintext and unauthenticated off loopback (registry.raft.insecure); anyone who reaches it can join the cluster or feed it entries", "raft", n.opts.RaftAddr)
+	}
+	return raft.NewTCPTransport(n.opts.RaftAddr, adv, 3, 5*time.Second, io.Discard)
 }
 
 // raftAdvertise is the Raft address to advertise, or "" to advertise the
@@ -327,6 +369,10 @@ func (n *Node) Propose(c *Command) (uint64, error) {
 	if err := c.Validate(); err != nil {
 		return 0, err
 	}
+	if err := n.opts.Limits.checkCommand(c); err != nil {
+		return 0, err
+	}
+	n.opts.Limits.stamp(c)
 	data, err := json.Marshal(c)
 	if err != nil {
 		return 0, err
@@ -429,6 +475,36 @@ func (n *Node) join(j joinRequest) error {
 		}
 	}
 	return n.raft.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.RaftAddr), 0, 10*time.Second).Error()
+}
+
+// removePeer removes a server from the cluster for good; it runs on the
+// leader. A dead node left in the configuration counts towards the quorum
+// it can never help to reach: with one of three dead, a second failure
+// stops every write, while after its removal the two left form a cluster
+// of two.
+func (n *Node) removePeer(id string) error {
+	if id == "" {
+		return errf(http.StatusBadRequest, "remove needs the id of a peer (its HTTP address, as GET /v1/registry/cluster lists it)")
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	found := false
+	for _, s := range f.Configuration().Servers {
+		found = found || s.ID == raft.ServerID(id)
+	}
+	if !found {
+		return errf(http.StatusNotFound, "no peer %q in the cluster", id)
+	}
+	if id == n.id {
+		return errf(http.StatusConflict, "peer %q is the leader; stop it (a new leader is elected) and remove it through another node", id)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
+		return errf(http.StatusServiceUnavailable, "removing peer %s: %v", id, err)
+	}
+	n.log.Info("registry: removed peer", "id", id)
+	return nil
 }
 
 // Members lists the cluster's servers.

@@ -13,7 +13,7 @@ import (
 
 // Server runs a Node from the registry section of the config, for the
 // supervisor: the first Apply starts the node, later ones change what can
-// change while it runs (tokens), and a config without the section stops
+// change while it runs (tokens, and the token files, read again), and a config without the section stops
 // it.
 type Server struct {
 	log *slog.Logger
@@ -31,14 +31,24 @@ func NewServer(log *slog.Logger) *Server {
 	return &Server{log: log}
 }
 
-// OptionsFrom turns the config section into node options.
-func OptionsFrom(c *config.Registry, log *slog.Logger) Options {
+// OptionsFrom turns the config section into node options, reading the
+// secret files it names (token_file; they are read again on every reload,
+// so a rotated token takes effect with a reload) and Raft's TLS files.
+func OptionsFrom(c *config.Registry, log *slog.Logger) (Options, error) {
 	o := Options{
-		RaftAddr:   c.RaftListen,
-		Advertise:  c.Advertise,
-		DataDir:    c.Data,
-		Join:       c.Join,
-		AdminToken: c.Token,
+		RaftAddr:     c.RaftListen,
+		RaftInsecure: c.Raft.Insecure,
+		Advertise:    c.Advertise,
+		DataDir:      c.Data,
+		Join:         c.Join,
+		AdminToken:   c.Token,
+		Limits: Limits{
+			InstancesPerService:   c.Limits.InstancesPerService,
+			InstancesPerNamespace: c.Limits.InstancesPerNamespace,
+			ServicesPerNamespace:  c.Limits.ServicesPerNamespace,
+			MetadataEntries:       c.Limits.MetadataEntries,
+			MetadataBytes:         c.Limits.MetadataBytes,
+		},
 		Liveness: LivenessOptions{
 			Interval:       c.HeartbeatInterval.D(),
 			UnhealthyAfter: c.UnhealthyAfter.D(),
@@ -54,19 +64,40 @@ func OptionsFrom(c *config.Registry, log *slog.Logger) Options {
 	if o.DataDir == "memory" {
 		o.DataDir = ""
 	}
+	if c.TokenFile != "" {
+		t, err := config.ReadSecretFile(c.TokenFile)
+		if err != nil {
+			return o, fmt.Errorf("registry.token_file: %w", err)
+		}
+		o.AdminToken = t
+	}
 	if len(c.Namespaces) > 0 {
 		o.NamespaceTokens = map[string]string{}
-		for _, ns := range c.Namespaces {
-			o.NamespaceTokens[ns.Name] = ns.Token
+		for i, ns := range c.Namespaces {
+			t := ns.Token
+			if ns.TokenFile != "" {
+				var err error
+				if t, err = config.ReadSecretFile(ns.TokenFile); err != nil {
+					return o, fmt.Errorf("registry.namespaces[%d].token_file: %w", i, err)
+				}
+			}
+			o.NamespaceTokens[ns.Name] = t
 		}
 	}
-	return o
+	if c.Raft.TLS != nil {
+		t, err := RaftTLSConfig(c.Raft.TLS)
+		if err != nil {
+			return o, err
+		}
+		o.RaftTLS = t
+	}
+	return o, nil
 }
 
 // restartOnly blanks what a reload may change, so what remains must stay.
 func restartOnly(c *config.Registry) config.Registry {
 	x := *c
-	x.Token, x.Namespaces = "", nil
+	x.Token, x.TokenFile, x.Namespaces = "", "", nil
 	return x
 }
 
@@ -87,16 +118,23 @@ func (s *Server) Apply(c *config.Registry) error {
 		if !reflect.DeepEqual(restartOnly(c), restartOnly(s.cur)) {
 			return fmt.Errorf("registry: only token and namespaces change on reload; restart strata to change the rest")
 		}
-		o := OptionsFrom(c, s.log)
+		o, err := OptionsFrom(c, s.log)
+		if err != nil {
+			return err
+		}
 		s.node.SetTokens(o.AdminToken, o.NamespaceTokens)
 		s.cur = c
 		return nil
+	}
+	o, err := OptionsFrom(c, s.log)
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("registry: listening on %s: %w", c.Listen, err)
 	}
-	n, err := Start(ln, OptionsFrom(c, s.log))
+	n, err := Start(ln, o)
 	if err != nil {
 		ln.Close()
 		return err

@@ -42,6 +42,10 @@ type Command struct {
 	Patch     *Patch     `json:"patch,omitempty"`
 	Service   *Service   `json:"service,omitempty"`
 	Batch     []Command  `json:"batch,omitempty"`
+	// Limits, stamped by the leader on registrations and service
+	// creations, bound the counts the command may grow; nil (entries
+	// written before limits existed) applies unbounded.
+	Limits *Limits `json:"limits,omitempty"`
 }
 
 // entry is the store's record of one service.
@@ -82,11 +86,18 @@ type Store struct {
 	waiters map[Key]chan struct{}
 	// anyWaiter is closed on any change (list watches).
 	anyWaiter chan struct{}
+	// nsServices and nsInstances count each namespace's services and
+	// instances, for the limits.
+	nsServices  map[string]int
+	nsInstances map[string]int
 }
 
 // NewStore makes an empty store.
 func NewStore() *Store {
-	return &Store{services: map[Key]*entry{}, waiters: map[Key]chan struct{}{}, anyWaiter: make(chan struct{})}
+	return &Store{
+		services: map[Key]*entry{}, waiters: map[Key]chan struct{}{}, anyWaiter: make(chan struct{}),
+		nsServices: map[string]int{}, nsInstances: map[string]int{},
+	}
 }
 
 // Index is the number of changes applied so far; it grows on every change.
@@ -184,9 +195,13 @@ func (s *Store) apply(c *Command, changed map[Key]bool) error {
 		return first
 	case OpRegister:
 		e := s.services[c.Key]
+		if err := s.checkRegister(c, e); err != nil {
+			return err
+		}
 		if e == nil {
 			e = &entry{svc: Service{Key: c.Key}, inst: map[string]Instance{}}
 			s.services[c.Key] = e
+			s.nsServices[c.Key.Namespace]++
 		}
 		// A registration of one instance into a view that is in step
 		// copies the view with the instance in place: O(n) instead of the
@@ -197,6 +212,9 @@ func (s *Store) apply(c *Command, changed map[Key]bool) error {
 				e.fresh = false
 				changed[c.Key] = true
 				return err
+			}
+			if _, ok := e.inst[in.ID()]; !ok {
+				s.nsInstances[c.Key.Namespace]++
 			}
 			e.inst[in.ID()] = in
 		}
@@ -214,11 +232,12 @@ func (s *Store) apply(c *Command, changed map[Key]bool) error {
 		for _, id := range c.IDs {
 			if _, ok := e.inst[id]; ok {
 				delete(e.inst, id)
+				s.nsInstances[c.Key.Namespace]--
 				changed[c.Key], e.fresh = true, false
 			}
 		}
 		if len(e.inst) == 0 && !e.explicit {
-			delete(s.services, c.Key)
+			s.dropService(c.Key)
 		}
 	case OpSetHealth:
 		e := s.services[c.Key]
@@ -265,8 +284,12 @@ func (s *Store) apply(c *Command, changed map[Key]bool) error {
 		}
 		e := s.services[svc.Key]
 		if e == nil {
+			if l := c.Limits; l != nil && s.nsServices[svc.Key.Namespace] >= l.ServicesPerNamespace {
+				return limitErr("namespace %q already has %d services, the most registry.limits.services_per_namespace allows", svc.Key.Namespace, l.ServicesPerNamespace)
+			}
 			e = &entry{inst: map[string]Instance{}}
 			s.services[svc.Key] = e
+			s.nsServices[svc.Key.Namespace]++
 		}
 		e.svc, e.explicit = svc, true
 		if !changed[svc.Key] {
@@ -283,12 +306,58 @@ func (s *Store) apply(c *Command, changed map[Key]bool) error {
 		if len(e.inst) > 0 {
 			return fmt.Errorf("service %s still has %d instances", c.Key, len(e.inst))
 		}
-		delete(s.services, c.Key)
+		s.dropService(c.Key)
 		changed[c.Key] = true
 	default:
 		return fmt.Errorf("unknown registry operation %q", c.Op)
 	}
 	return nil
+}
+
+// checkRegister refuses a registration that would take its service or
+// namespace past the limits the command carries. It runs before anything
+// changes, so a refused command changes nothing.
+func (s *Store) checkRegister(c *Command, e *entry) error {
+	l := c.Limits
+	if l == nil {
+		return nil
+	}
+	ns := c.Key.Namespace
+	if e == nil && s.nsServices[ns] >= l.ServicesPerNamespace {
+		return limitErr("namespace %q already has %d services, the most registry.limits.services_per_namespace allows", ns, l.ServicesPerNamespace)
+	}
+	added := 0
+	for i := range c.Instances {
+		in := &c.Instances[i]
+		if in.Cluster == "" {
+			in.Cluster = DefaultCluster
+		}
+		if e == nil {
+			added++
+		} else if _, ok := e.inst[in.ID()]; !ok {
+			added++
+		}
+	}
+	if added == 0 {
+		return nil
+	}
+	have := 0
+	if e != nil {
+		have = len(e.inst)
+	}
+	if have+added > l.InstancesPerService {
+		return limitErr("service %s would have %d instances, more than registry.limits.instances_per_service (%d)", c.Key, have+added, l.InstancesPerService)
+	}
+	if s.nsInstances[ns]+added > l.InstancesPerNamespace {
+		return limitErr("namespace %q would have %d instances, more than registry.limits.instances_per_namespace (%d)", ns, s.nsInstances[ns]+added, l.InstancesPerNamespace)
+	}
+	return nil
+}
+
+// dropService removes a service and its count.
+func (s *Store) dropService(k Key) {
+	delete(s.services, k)
+	s.nsServices[k.Namespace]--
 }
 
 // upsertSorted returns a copy of view (sorted by cluster, ip, port) with
@@ -468,7 +537,10 @@ func (s *Store) Load(r io.Reader) error {
 		return fmt.Errorf("reading registry snapshot: %w", err)
 	}
 	m := make(map[Key]*entry, len(d.Services))
+	nsServices, nsInstances := map[string]int{}, map[string]int{}
 	for _, ss := range d.Services {
+		nsServices[ss.Service.Key.Namespace]++
+		nsInstances[ss.Service.Key.Namespace] += len(ss.Instances)
 		e := &entry{svc: ss.Service, explicit: ss.Explicit, inst: make(map[string]Instance, len(ss.Instances))}
 		for _, in := range ss.Instances {
 			e.inst[in.ID()] = in
@@ -478,6 +550,7 @@ func (s *Store) Load(r io.Reader) error {
 	}
 	s.mu.Lock()
 	s.services, s.index = m, d.Index
+	s.nsServices, s.nsInstances = nsServices, nsInstances
 	for k, w := range s.waiters {
 		close(w)
 		delete(s.waiters, k)

@@ -143,3 +143,42 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("unknown algorithm accepted")
 	}
 }
+
+// TestToken: against a registry with an admin token, an SDK with its
+// namespace's token registers, beats and queries; one without a token
+// registers nothing and cannot read the namespace.
+func TestToken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := registry.Start(ln, registry.Options{RaftAddr: "127.0.0.1:0", Logger: quiet(),
+		AdminToken: "adm", NamespaceTokens: map[string]string{"prod": "p-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Kill)
+	waitFor(t, "leader", n.IsLeader)
+	ctx := context.Background()
+
+	anon, _ := client.New(client.Config{Servers: []string{n.ID()}, Namespace: "prod", Logger: quiet()})
+	defer anon.Close(ctx)
+	if err := anon.Register(ctx, "orders", client.Instance{IP: "127.0.0.1", Port: 8080}); err == nil {
+		t.Fatal("an SDK without a token registered")
+	}
+	app, _ := client.New(client.Config{Servers: []string{n.ID()}, Namespace: "prod", Token: "p-secret", Logger: quiet()})
+	defer app.Close(ctx)
+	if err := app.Register(ctx, "orders", client.Instance{IP: "127.0.0.1", Port: 8080}); err != nil {
+		t.Fatalf("register with the namespace token: %v", err)
+	}
+	ep, err := app.Pick(ctx, "orders", 0)
+	if err != nil || ep.Addr() != "127.0.0.1:8080" {
+		t.Fatalf("pick with the namespace token: %v %v", ep, err)
+	}
+	app.Done(ep, nil)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if ins, err := anon.Instances(cctx, "orders"); err == nil {
+		t.Fatalf("an SDK without a token read the namespace: %v", ins)
+	}
+}
