@@ -113,7 +113,9 @@ func TestParkedPerClientBound(t *testing.T) {
 // once a line cannot be written within WatchWriteTimeout, freeing its
 // slot, and the disconnection is counted.
 func TestWatchWriteDeadline(t *testing.T) {
-	n := startNode(t, Options{WatchWriteTimeout: 300 * time.Millisecond})
+	// Instances padded with 8 KiB of metadata fill the socket buffers in
+	// a few answers; the metadata limit is raised to let them in.
+	n := startNode(t, Options{WatchWriteTimeout: 300 * time.Millisecond, Limits: Limits{MetadataBytes: 16 << 10}})
 	base := "http://" + n.ID()
 	big := strings.Repeat("x", 8<<10)
 	register := func(i int) {

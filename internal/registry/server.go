@@ -116,7 +116,7 @@ func (s *Server) Apply(c *config.Registry) error {
 	}
 	if s.node != nil {
 		if !reflect.DeepEqual(restartOnly(c), restartOnly(s.cur)) {
-			return fmt.Errorf("registry: only token and namespaces change on reload; restart strata to change the rest")
+			return fmt.Errorf("registry: only token, token_file and namespaces change on reload; restart strata to change the rest")
 		}
 		o, err := OptionsFrom(c, s.log)
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +122,64 @@ func TestCloseDoesNotWaitForSilentConnections(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("the silent connection is still open after Close")
+	}
+}
+
+// TestServerTokenFile: the admin and namespace tokens come from files
+// that are not world-readable, read again on every reload; a
+// world-readable one is refused with the field and the file named.
+func TestServerTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	admin := write("admin", "adm-1\n", 0o600)
+	prod := write("prod", "p-1\n", 0o640)
+	open := write("open", "x\n", 0o644)
+	parse := func(y string) *config.Registry {
+		c, err := config.Parse("t.yaml", []byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Registry
+	}
+	base := "registry:\n  listen: " + freeAddr(t) + "\n  raft_listen: 127.0.0.1:0\n  data: memory\n"
+	s := NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer s.Shutdown(context.Background())
+	if err := s.Apply(parse(base + "  token_file: " + open + "\n")); err == nil || !strings.Contains(err.Error(), "registry.token_file") || !strings.Contains(err.Error(), "world-readable") {
+		t.Fatalf("a world-readable token file: err = %v", err)
+	}
+	files := base + "  token_file: " + admin + "\n  namespaces: [{name: prod, token_file: " + prod + "}]\n"
+	if err := s.Apply(parse(files)); err != nil {
+		t.Fatal(err)
+	}
+	n := s.Node()
+	waitFor(t, 5*time.Second, "leader", n.Serving)
+	reg := map[string]any{"namespace": "prod", "service": "web", "ip": "127.0.0.1", "port": 80}
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", 403}, {"p-1", 200}, {"adm-1", 200}} {
+		if code, body, _ := do(t, "PUT", "http://"+n.ID()+"/v1/registry/instances", tc.token, reg); code != tc.want {
+			t.Errorf("token %q: %d %s, want %d", tc.token, code, body, tc.want)
+		}
+	}
+	// A rotated file takes effect with a reload.
+	write("prod", "p-2\n", 0o600)
+	if err := s.Apply(parse(files)); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := do(t, "PUT", "http://"+n.ID()+"/v1/registry/instances", "p-1", reg); code != 403 {
+		t.Errorf("the old namespace token after the rotation: %d", code)
+	}
+	if code, body, _ := do(t, "PUT", "http://"+n.ID()+"/v1/registry/instances", "p-2", reg); code != 200 {
+		t.Errorf("the new namespace token after the rotation: %d %s", code, body)
 	}
 }
