@@ -20,6 +20,7 @@ deps=(
 	"chromedriver chromium-driver"
 	"/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf fonts-liberation"
 	"ip iproute2"
+	"knotd knot"
 	"clang clang"
 	"/usr/include/bpf/bpf_helpers.h libbpf-dev"
 )

@@ -275,3 +275,87 @@ l4:
 	}
 	n.stopAndCheckDetached(t, cmd)
 }
+
+// TestL4XDPTunnel runs `strata l4 --forward tunnel` on a balancer whose
+// reals sit behind a router, each running `strata decap`, and fetches
+// through the VIP with curl; the reals' replies go back through the
+// router, never through the balancer.
+func TestL4XDPTunnel(t *testing.T) {
+	testnet.NeedRoot(t)
+	testnet.NeedTool(t, "ip", "iproute2")
+	testnet.NeedTool(t, "curl", "curl")
+	const vip = "10.253.0.100"
+	front, back := testnet.NewBridge(t, "etf"), testnet.NewBridge(t, "etb")
+	router := testnet.NewNetns(t, "ert")
+	front.Plug(t, router, "eth0")
+	back.Plug(t, router, "eth1")
+	router.Run(t, "ip", "addr", "add", "10.253.0.254/24", "dev", "eth0")
+	router.Run(t, "ip", "addr", "add", "10.253.1.254/24", "dev", "eth1")
+	router.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	client := testnet.NewNetns(t, "etc")
+	front.Plug(t, client, "eth0")
+	client.Run(t, "ip", "addr", "add", "10.253.0.1/24", "dev", "eth0")
+	lb := testnet.NewNetns(t, "etlb")
+	front.Plug(t, lb, "eth0")
+	lb.Run(t, "ip", "addr", "add", "10.253.0.2/24", "dev", "eth0")
+	lb.Run(t, "ip", "addr", "add", vip+"/32", "dev", "eth0")
+	lb.Run(t, "ip", "route", "add", "10.253.1.0/24", "via", "10.253.0.254")
+	type decap struct {
+		cmd *exec.Cmd
+		out *bytes.Buffer
+	}
+	var decaps []decap
+	for i, name := range []string{"r1", "r2"} {
+		ns := testnet.NewNetns(t, "et"+name)
+		back.Plug(t, ns, "eth0")
+		ns.Run(t, "ip", "addr", "add", fmt.Sprintf("10.253.1.%d/24", 11+i), "dev", "eth0")
+		ns.Run(t, "ip", "route", "add", "default", "via", "10.253.1.254")
+		ns.Run(t, "ip", "addr", "add", vip+"/32", "dev", "lo")
+		ns.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0")
+		testnet.ServeNamed(t, ns, name, nil, []string{":80"})
+		dc := ns.Cmd(strataBin, "decap", "--dev", "eth0", "--xdp-mode", "generic")
+		out := &bytes.Buffer{}
+		dc.Stdout = out
+		if err := dc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { dc.Process.Kill(); dc.Wait() })
+		eventually(t, 5*time.Second, "strata decap to attach", func() bool {
+			return strings.Contains(ns.Run(t, "ip", "link", "show", "eth0"), "xdpgeneric")
+		})
+		decaps = append(decaps, decap{dc, out})
+	}
+	var logs bytes.Buffer
+	cmd := lb.Cmd(strataBin, "l4", "--listen", vip+":80", "--to", "10.253.1.11:80", "--to", "10.253.1.12:80",
+		"--forward", "tunnel", "--dev", "eth0")
+	cmd.Stderr = &lockedWriter{w: &logs}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("strata log:\n%s", logs.String())
+		}
+	})
+	seen := map[string]bool{}
+	eventually(t, 10*time.Second, "both reals through the tunnel", func() bool {
+		out, err := client.Cmd("curl", "-sS", "--max-time", "3", "http://"+vip+"/").Output()
+		if err == nil {
+			seen[string(out)] = true
+		}
+		return seen["r1"] && seen["r2"]
+	})
+	// strata decap prints what it decapsulated when it stops.
+	for _, d := range decaps {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		if err := d.cmd.Wait(); err != nil {
+			t.Fatalf("strata decap exited with %v", err)
+		}
+		var n, passed int
+		if _, err := fmt.Sscanf(d.out.String(), "decapsulated %d packets, passed %d", &n, &passed); err != nil || n == 0 {
+			t.Fatalf("strata decap said %q, want a count of packets decapsulated", d.out.String())
+		}
+	}
+}
