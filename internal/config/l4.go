@@ -116,6 +116,16 @@ const (
 	DefaultL4TCPFinTimeout  = Duration(120 * time.Second)
 	DefaultL4UDPTimeout     = Duration(300 * time.Second)
 	DefaultL4Persistence    = Duration(300 * time.Second)
+	// DefaultL4UDPMaxSessions bounds a proxied UDP service's sessions,
+	// and so the sockets it holds, as the kernel's nf_conntrack_max
+	// (65536 on common hosts) bounds tracked flows.
+	DefaultL4UDPMaxSessions = 65536
+	// DefaultL4UDPSessionRate bounds new UDP sessions per second from one
+	// client address. At 100/s one address opens at most 30,000 sessions
+	// within the default 300s udp timeout, under half of the default
+	// max_conns, so a single flooding source cannot fill the table that
+	// every other client needs.
+	DefaultL4UDPSessionRate = 100
 	// MaxL4PortRange caps the ports of one service: each port is a socket
 	// of its own in user space.
 	MaxL4PortRange = 1024
@@ -152,6 +162,18 @@ func l4Defaults(c *Config, absent func(isZero bool, path string) bool) {
 		}
 		if absent(s.ConnectTimeout == 0, sp+".connect_timeout") {
 			s.ConnectTimeout = DefaultL4ConnectTimeout
+		}
+		if s.Protocol == "udp" && s.Forward == "proxy" {
+			// Every UDP session holds a socket (a file descriptor) to
+			// its backend for timeouts.udp after its last datagram, and
+			// a new source port is a new session: unbounded, a flood of
+			// source ports would exhaust the process's descriptors.
+			if absent(s.MaxConns == 0, sp+".max_conns") {
+				s.MaxConns = DefaultL4UDPMaxSessions
+			}
+			if absent(s.AcceptRate == 0, sp+".accept_rate") {
+				s.AcceptRate = DefaultL4UDPSessionRate
+			}
 		}
 		if absent(s.AcceptBurst == 0, sp+".accept_burst") {
 			s.AcceptBurst = s.AcceptRate

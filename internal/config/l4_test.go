@@ -18,6 +18,31 @@ func TestL4Defaults(t *testing.T) {
 		s.Persistence.Timeout != DefaultL4Persistence || s.Persistence.Netmask != 24 || s.Persistence.Netmask6 != 128 {
 		t.Errorf("defaults not applied: %+v", s)
 	}
+	if s.MaxConns != 0 || s.AcceptRate != 0 {
+		t.Errorf("a tcp service got max_conns %d, accept_rate %d; want no bounds, as LVS", s.MaxConns, s.AcceptRate)
+	}
+}
+
+// TestL4UDPBounds: a proxied UDP service is bounded by default (each
+// session holds a socket); an explicit 0 removes a bound.
+func TestL4UDPBounds(t *testing.T) {
+	for _, tc := range []struct {
+		desc, svc        string
+		max, rate, burst int
+	}{
+		{"defaults", "", DefaultL4UDPMaxSessions, DefaultL4UDPSessionRate, DefaultL4UDPSessionRate},
+		{"set", "\n      max_conns: 10\n      accept_rate: 5", 10, 5, 5},
+		{"off", "\n      max_conns: 0\n      accept_rate: 0", 0, 0, 0},
+	} {
+		c, err := Parse("t.yaml", []byte(l4Pools+"l4:\n  services:\n    - listen: 127.0.0.1:9000\n      protocol: udp\n      pool: app"+tc.svc+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := c.L4.Services[0]
+		if s.MaxConns != tc.max || s.AcceptRate != tc.rate || s.AcceptBurst != tc.burst {
+			t.Errorf("%s: max_conns %d, accept_rate %d, accept_burst %d; want %d, %d, %d", tc.desc, s.MaxConns, s.AcceptRate, s.AcceptBurst, tc.max, tc.rate, tc.burst)
+		}
+	}
 }
 
 func TestL4ValidationErrors(t *testing.T) {
