@@ -25,34 +25,46 @@ type drNet struct {
 	client, lb *testnet.Netns
 	reals      map[string]*testnet.Netns
 	addrs      map[string]string // real name → IP
+	addrs6     map[string]string // real name → IPv6 address
 	dp         *Dataplane
 }
 
-const drVIP = "10.250.0.100"
+const (
+	drVIP  = "10.250.0.100"
+	drVIP6 = "fd00:250::100"
+)
 
 func newDRNet(t *testing.T) *drNet {
 	t.Helper()
 	testnet.NeedRoot(t)
 	testnet.NeedTool(t, "ip", "iproute2")
 	br := testnet.NewBridge(t, "sw")
-	n := &drNet{reals: map[string]*testnet.Netns{}, addrs: map[string]string{}}
+	n := &drNet{reals: map[string]*testnet.Netns{}, addrs: map[string]string{}, addrs6: map[string]string{}}
 	n.client = testnet.NewNetns(t, "c")
 	br.Plug(t, n.client, "eth0")
 	n.client.Run(t, "ip", "addr", "add", "10.250.0.1/24", "dev", "eth0")
+	n.client.Run(t, "ip", "addr", "add", "fd00:250::1/64", "dev", "eth0", "nodad")
 	n.lb = testnet.NewNetns(t, "lb")
 	br.Plug(t, n.lb, "eth0")
 	n.lb.Run(t, "ip", "addr", "add", "10.250.0.2/24", "dev", "eth0")
 	n.lb.Run(t, "ip", "addr", "add", drVIP+"/32", "dev", "eth0")
+	n.lb.Run(t, "ip", "addr", "add", "fd00:250::2/64", "dev", "eth0", "nodad")
+	n.lb.Run(t, "ip", "addr", "add", drVIP6+"/128", "dev", "eth0", "nodad")
 	for i, name := range []string{"r1", "r2", "r3"} {
 		ns := testnet.NewNetns(t, name)
 		br.Plug(t, ns, "eth0")
 		ip := fmt.Sprintf("10.250.0.%d", 11+i)
 		ns.Run(t, "ip", "addr", "add", ip+"/24", "dev", "eth0")
 		ns.Run(t, "ip", "addr", "add", drVIP+"/32", "dev", "lo")
+		// Linux answers neighbour solicitations only for addresses of
+		// the interface asked, so a VIP on lo needs no sysctl in IPv6.
+		ns.Run(t, "ip", "addr", "add", fmt.Sprintf("fd00:250::%x/64", 0x11+i), "dev", "eth0", "nodad")
+		ns.Run(t, "ip", "addr", "add", drVIP6+"/128", "dev", "lo", "nodad")
 		ns.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2")
 		serveReal(t, ns, name)
 		n.reals[name] = ns
 		n.addrs[name] = ip
+		n.addrs6[name] = fmt.Sprintf("fd00:250::%x", 0x11+i)
 	}
 	if err := n.lb.Do(func() (err error) {
 		if n.dp, err = New(Options{}); err != nil {
