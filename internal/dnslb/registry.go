@@ -12,18 +12,15 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/strata-lb/strata/internal/config"
-	"github.com/strata-lb/strata/internal/registry"
+	"github.com/strata-lb/strata/internal/discovery"
+	"github.com/strata-lb/strata/internal/regapi"
 )
 
 // ServiceSource is what the DNS interface of the registry reads: the
 // registry's Resolver (instances with the protection threshold applied,
 // and a channel closed at the next change) and the list of a namespace's
 // services, so every name can be answered from tables built in advance.
-type ServiceSource interface {
-	registry.Resolver
-	// Services lists the services of a namespace.
-	Services(namespace string) []registry.Key
-}
+type ServiceSource = regapi.Source
 
 // Bounds of one registry answer. A UDP answer larger than the client's
 // buffer is truncated and retried over TCP, whose messages hold 64 KiB.
@@ -67,7 +64,7 @@ type svcSet struct {
 	names map[string]*svcEntry // lower-case wire name → entry
 	// byKey remembers what each service produced, so a rebuild repacks
 	// only the services whose index moved.
-	byKey map[registry.Key]*svcBuilt
+	byKey map[regapi.Key]*svcBuilt
 }
 
 // svcBuilt is what one service contributed to a set.
@@ -185,7 +182,7 @@ func (v *svcView) run(get func() ServiceSource) {
 // answers.
 func (v *svcView) rebuild(src ServiceSource) {
 	prev := v.set.Load()
-	next := &svcSet{names: make(map[string]*svcEntry, len(prev.names)), byKey: make(map[registry.Key]*svcBuilt, len(prev.byKey))}
+	next := &svcSet{names: make(map[string]*svcEntry, len(prev.names)), byKey: make(map[regapi.Key]*svcBuilt, len(prev.byKey))}
 	var built []*svcBuilt
 	for _, ns := range v.namespaces {
 		for _, k := range src.Services(ns) {
@@ -231,7 +228,7 @@ func (v *svcView) rebuild(src ServiceSource) {
 
 // buildService packs the answers of one service, or returns nil when its
 // name cannot be written in DNS.
-func (v *svcView) buildService(k registry.Key, res *registry.Result) *svcBuilt {
+func (v *svcView) buildService(k regapi.Key, res *regapi.Result) *svcBuilt {
 	wire, ok := svcWireName(k, v.tail)
 	if !ok {
 		v.log.Debug("registry service has no DNS name", "service", k.String())
@@ -436,7 +433,7 @@ func (v *svcView) answer(t *table, w *worker, req []byte, e *svcEntry) (int, *zo
 // as labels, then the group and the namespace as one label each. It fails
 // when a label would be empty or longer than 63 bytes, or the name longer
 // than 255.
-func svcWireName(k registry.Key, tail []byte) ([]byte, bool) {
+func svcWireName(k regapi.Key, tail []byte) ([]byte, bool) {
 	out := make([]byte, 0, len(k.Service)+len(k.Group)+len(k.Namespace)+len(tail)+8)
 	add := func(l string) bool {
 		if len(l) == 0 || len(l) > 63 {
@@ -478,30 +475,30 @@ func svcWireName(k registry.Key, tail []byte) ([]byte, bool) {
 // the group joined by dots), folding ASCII case as queries are. It fails
 // for names that svcWireName cannot produce: outside tail, fewer than
 // three labels, or a service label holding a dot.
-func parseSvcName(name, tail []byte) (registry.Key, bool) {
+func parseSvcName(name, tail []byte) (regapi.Key, bool) {
 	name = asciiLower(name)
 	if len(name) < len(tail) || string(name[len(name)-len(tail):]) != string(tail) {
-		return registry.Key{}, false
+		return regapi.Key{}, false
 	}
 	var labels []string
 	for off := 0; off < len(name)-len(tail); {
 		l := int(name[off])
 		if l == 0 || l > 63 || off+1+l > len(name)-len(tail) {
-			return registry.Key{}, false
+			return regapi.Key{}, false
 		}
 		labels = append(labels, string(name[off+1:off+1+l]))
 		off += 1 + l
 	}
 	if len(labels) < 3 {
-		return registry.Key{}, false
+		return regapi.Key{}, false
 	}
 	svc := labels[:len(labels)-2]
 	for _, l := range svc {
 		if strings.Contains(l, ".") {
-			return registry.Key{}, false
+			return regapi.Key{}, false
 		}
 	}
-	return registry.Key{Namespace: labels[len(labels)-1], Group: labels[len(labels)-2], Service: strings.Join(svc, ".")}, true
+	return regapi.Key{Namespace: labels[len(labels)-1], Group: labels[len(labels)-2], Service: strings.Join(svc, ".")}, true
 }
 
 // asciiLower returns a copy of b with ASCII letters in lower case.
@@ -570,7 +567,7 @@ func registryZone(rc *config.DNSRegistry, zcs []*config.Zone, listen []string) *
 // registry of this process (Options.Services) or, when rc lists servers, a
 // remote source, kept across reloads that leave servers, token and
 // namespaces alone. A new remote source is not started yet.
-func (s *Server) serviceSource(rc *config.DNSRegistry) (func() ServiceSource, *remoteSource, error) {
+func (s *Server) serviceSource(rc *config.DNSRegistry) (func() ServiceSource, *discovery.Namespaces, error) {
 	if rc == nil {
 		return nil, nil, nil
 	}
@@ -581,9 +578,9 @@ func (s *Server) serviceSource(rc *config.DNSRegistry) (func() ServiceSource, *r
 		return func() ServiceSource { return nil }, nil, nil
 	}
 	r := s.remote
-	if r == nil || !r.same(rc) {
+	if r == nil || !r.Same(rc.Servers, rc.Token, rc.Namespaces) {
 		var err error
-		if r, err = newRemoteSource(rc, s.log); err != nil {
+		if r, err = discovery.NewNamespaces(rc.Servers, rc.Token, rc.Namespaces, s.log); err != nil {
 			return nil, nil, fmt.Errorf("dns: registry: %w", err)
 		}
 	}
@@ -604,12 +601,12 @@ func (s *Server) swapSvc(v *svcView, get func() ServiceSource) {
 
 // swapRemote makes r the remote source in use, closing the one it
 // replaces. Callers hold s.mu.
-func (s *Server) swapRemote(r *remoteSource) {
+func (s *Server) swapRemote(r *discovery.Namespaces) {
 	if s.remote != nil && s.remote != r {
-		s.remote.close()
+		s.remote.Close()
 	}
 	s.remote = r
 	if r != nil {
-		r.start()
+		r.Start()
 	}
 }

@@ -17,14 +17,13 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/regapi"
 	"github.com/strata-lb/strata/internal/registry"
 )
 
-// nodeSrc is a registry node as the DNS role reads it (the supervisor's
-// adapter does the same).
-type nodeSrc struct{ *registry.Node }
-
-func (n nodeSrc) Services(ns string) []registry.Key { return n.Node.Store().Services(ns, "") }
+// nodeSrc is a registry node as the DNS role reads it, through the
+// adapter the supervisor uses.
+type nodeSrc = registry.Source
 
 // startRegistry starts a single-node, in-memory registry on loopback.
 func startRegistry(t testing.TB) *registry.Node {
@@ -132,7 +131,7 @@ func TestRegistryAnswers(t *testing.T) {
 	register(t, n, pay, registry.Instance{IP: "127.0.0.7", Port: 443})
 	register(t, n, secret, registry.Instance{IP: "127.0.0.8", Port: 80})
 	propose(t, n, &registry.Command{Op: registry.OpPutService, Service: &registry.Service{Key: registry.Key{Namespace: "public", Group: "DEFAULT_GROUP", Service: "empty"}}})
-	_, addr := startRegistryServer(t, registryDNS(nil), func() ServiceSource { return nodeSrc{n} })
+	_, addr := startRegistryServer(t, registryDNS(nil), func() ServiceSource { return nodeSrc{Node: n} })
 
 	soa := func(r *dns.Msg) string {
 		if len(r.Ns) != 1 {
@@ -281,7 +280,7 @@ func netip4(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 func TestRegistryFollowsChanges(t *testing.T) {
 	n := startRegistry(t)
 	register(t, n, orders, registry.Instance{IP: "127.0.0.5", Port: 8080}, registry.Instance{IP: "127.0.0.6", Port: 8080})
-	_, addr := startRegistryServer(t, registryDNS(nil), func() ServiceSource { return nodeSrc{n} })
+	_, addr := startRegistryServer(t, registryDNS(nil), func() ServiceSource { return nodeSrc{Node: n} })
 	a := func(name string) []string { return sortedIPs(ask(t, "udp", addr, question(name, dns.TypeA))) }
 	if got := a(ordersName); !slices.Equal(got, []string{"127.0.0.5", "127.0.0.6"}) {
 		t.Fatalf("before: %v", got)
@@ -329,7 +328,7 @@ func TestRegistryProtectionThreshold(t *testing.T) {
 	propose(t, n, &registry.Command{Op: registry.OpPutService, Service: &registry.Service{Key: orders, ProtectThreshold: 0.6}})
 	register(t, n, orders, registry.Instance{IP: "127.0.0.5", Port: 8080}, registry.Instance{IP: "127.0.0.6", Port: 8080})
 	propose(t, n, &registry.Command{Op: registry.OpSetHealth, Key: orders, IDs: []string{"127.0.0.6#8080#DEFAULT"}, Healthy: false})
-	_, addr := startRegistryServer(t, registryDNS(nil), func() ServiceSource { return nodeSrc{n} })
+	_, addr := startRegistryServer(t, registryDNS(nil), func() ServiceSource { return nodeSrc{Node: n} })
 	// One healthy of two is below 0.6: every instance is answered, so a
 	// false health signal cannot crush the survivor.
 	if got := sortedIPs(ask(t, "udp", addr, question(ordersName, dns.TypeA))); !slices.Equal(got, []string{"127.0.0.5", "127.0.0.6"}) {
@@ -340,7 +339,7 @@ func TestRegistryProtectionThreshold(t *testing.T) {
 func TestRegistryCountByWeight(t *testing.T) {
 	n := startRegistry(t)
 	register(t, n, orders, registry.Instance{IP: "127.0.0.5", Port: 8080, Weight: 1}, registry.Instance{IP: "127.0.0.6", Port: 8080, Weight: 9})
-	s, _ := startRegistryServer(t, registryDNS(func(d *config.DNS) { d.Registry.Count = 1 }), func() ServiceSource { return nodeSrc{n} })
+	s, _ := startRegistryServer(t, registryDNS(func(d *config.DNS) { d.Registry.Count = 1 }), func() ServiceSource { return nodeSrc{Node: n} })
 	req, _ := question(ordersName, dns.TypeA).Pack()
 	w := newWorker(0, 7)
 	client := netip4("127.0.0.1:5300")
@@ -371,7 +370,7 @@ func TestRegistryInConfiguredZone(t *testing.T) {
 			"@ SOA ns1 hostmaster 42 3600 600 86400 30", "@ NS ns1", "ns1 A 127.0.0.53", "www A 127.0.0.80",
 		}}}
 	})
-	_, addr := startRegistryServer(t, dc, func() ServiceSource { return nodeSrc{n} })
+	_, addr := startRegistryServer(t, dc, func() ServiceSource { return nodeSrc{Node: n} })
 	if got := sortedIPs(ask(t, "udp", addr, question(ordersName, dns.TypeA))); !slices.Equal(got, []string{"127.0.0.5"}) {
 		t.Errorf("registry name in a configured zone: %v", got)
 	}
@@ -394,7 +393,7 @@ func TestRegistryFoundLater(t *testing.T) {
 	if r := ask(t, "udp", addr, question(ordersName, dns.TypeA)); r.Rcode != dns.RcodeNameError {
 		t.Fatalf("without a registry: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
 	}
-	src.set(nodeSrc{n})
+	src.set(nodeSrc{Node: n})
 	poll(t, time.Second, "the registry's answer", func() bool {
 		return slices.Equal(sortedIPs(ask(t, "udp", addr, question(ordersName, dns.TypeA))), []string{"127.0.0.5"})
 	})
@@ -434,16 +433,16 @@ func TestSvcWireName(t *testing.T) {
 	tail := wireName("svc.strata.test")
 	tests := []struct {
 		desc string
-		key  registry.Key
+		key  regapi.Key
 		want string // presentation, "" when it has no name
 	}{
-		{"plain", registry.Key{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}, "orders.default_group.public.svc.strata.test."},
-		{"dots split the service into labels", registry.Key{Namespace: "dev", Group: "g", Service: "com.example.Orders"}, "com.example.orders.g.dev.svc.strata.test."},
-		{"a dot in the group stays in its label", registry.Key{Namespace: "dev", Group: "a.b", Service: "s"}, `s.a\.b.dev.svc.strata.test.`},
-		{"underscores and colons are kept", registry.Key{Namespace: "public", Group: "DEFAULT_GROUP", Service: "providers:com.foo:1.0"}, "providers:com.foo:1.0.default_group.public.svc.strata.test."},
-		{"empty label", registry.Key{Namespace: "public", Group: "g", Service: "a..b"}, ""},
-		{"label too long", registry.Key{Namespace: "public", Group: "g", Service: strings.Repeat("x", 64)}, ""},
-		{"name too long", registry.Key{Namespace: "public", Group: "g", Service: strings.Repeat("x.", 120) + "x"}, ""},
+		{"plain", regapi.Key{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}, "orders.default_group.public.svc.strata.test."},
+		{"dots split the service into labels", regapi.Key{Namespace: "dev", Group: "g", Service: "com.example.Orders"}, "com.example.orders.g.dev.svc.strata.test."},
+		{"a dot in the group stays in its label", regapi.Key{Namespace: "dev", Group: "a.b", Service: "s"}, `s.a\.b.dev.svc.strata.test.`},
+		{"underscores and colons are kept", regapi.Key{Namespace: "public", Group: "DEFAULT_GROUP", Service: "providers:com.foo:1.0"}, "providers:com.foo:1.0.default_group.public.svc.strata.test."},
+		{"empty label", regapi.Key{Namespace: "public", Group: "g", Service: "a..b"}, ""},
+		{"label too long", regapi.Key{Namespace: "public", Group: "g", Service: strings.Repeat("x", 64)}, ""},
+		{"name too long", regapi.Key{Namespace: "public", Group: "g", Service: strings.Repeat("x.", 120) + "x"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -461,7 +460,7 @@ func TestSvcWireName(t *testing.T) {
 				t.Errorf("wire %q, want %q", w, wireName(tc.want))
 			}
 			k, ok := parseSvcName(w, tail)
-			lower := registry.Key{Namespace: strings.ToLower(tc.key.Namespace), Group: strings.ToLower(tc.key.Group), Service: strings.ToLower(tc.key.Service)}
+			lower := regapi.Key{Namespace: strings.ToLower(tc.key.Namespace), Group: strings.ToLower(tc.key.Group), Service: strings.ToLower(tc.key.Service)}
 			if !ok || k != lower {
 				t.Errorf("parsed back as %v %v, want %v", k, ok, lower)
 			}
@@ -483,7 +482,7 @@ func FuzzSvcName(f *testing.F) {
 				t.Fatalf("parsed %x as %v, which encodes to %x (%v)", raw, k, w, ok2)
 			}
 		}
-		key := registry.Key{Namespace: namespace, Group: group, Service: service}
+		key := regapi.Key{Namespace: namespace, Group: group, Service: service}
 		w, ok := svcWireName(key, tail)
 		if !ok {
 			return
@@ -514,7 +513,7 @@ func BenchmarkHandleRegistry(b *testing.B) {
 		count int
 	}{{"A-all", dns.TypeA, 0}, {"A-count2", dns.TypeA, 2}, {"SRV", dns.TypeSRV, 0}} {
 		b.Run(bc.name, func(b *testing.B) {
-			s, err := NewServer(Options{Seed: 1, Logger: slog.New(slog.DiscardHandler), Services: func() ServiceSource { return nodeSrc{n} }})
+			s, err := NewServer(Options{Seed: 1, Logger: slog.New(slog.DiscardHandler), Services: func() ServiceSource { return nodeSrc{Node: n} }})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -523,7 +522,7 @@ func BenchmarkHandleRegistry(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			t.svc.rebuild(nodeSrc{n})
+			t.svc.rebuild(nodeSrc{Node: n})
 			s.tab.Store(t)
 			m := question(ordersName, bc.qtype)
 			m.SetEdns0(1232, false)

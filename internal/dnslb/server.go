@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/discovery"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -39,9 +40,9 @@ type Server struct {
 	tab   atomic.Pointer[table]
 	stats *statsRegistry
 
-	mu         sync.Mutex // serialises Apply and Shutdown
-	svc        *svcView   // the running registry view, if any
-	remote     *remoteSource
+	mu         sync.Mutex            // serialises Apply and Shutdown
+	svc        *svcView              // the running registry view, if any
+	remote     *discovery.Namespaces // dns.registry with servers
 	listeners  map[string]*listener
 	limits     atomic.Pointer[tcpLimits]
 	subscribed map[*upstream.Pool]bool
@@ -115,7 +116,7 @@ func (s *Server) Apply(dc *config.DNS, pools map[string]*upstream.Pool) error {
 				o.close()
 			}
 			if remote != nil && remote != s.remote {
-				remote.close()
+				remote.Close()
 			}
 			return fmt.Errorf("dns: listening on %s: %w", addr, err)
 		}

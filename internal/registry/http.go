@@ -33,6 +33,7 @@ func (n *Node) routes() http.Handler {
 	m.HandleFunc("GET /v1/registry/services", n.handleListServices)
 	m.HandleFunc("GET /v1/registry/services/{ns}/{group}/{service}", n.handleQuery)
 	m.HandleFunc("GET /v1/registry/watch/{ns}/{group}/{service}", n.handleWatch)
+	m.HandleFunc("GET /v1/registry/watch/{ns}", n.handleWatchNamespace)
 	m.HandleFunc("GET /v1/registry/cluster", n.handleCluster)
 	m.HandleFunc("POST /v1/registry/cluster/join", n.write(n.handleJoin))
 	m.HandleFunc("POST /v1/registry/cluster/remove", n.write(n.handleRemovePeer))

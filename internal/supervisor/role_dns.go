@@ -16,7 +16,7 @@ func init() {
 		// reload removes it.
 		services := func() dnslb.ServiceSource {
 			if n, ok := env.Services().(*registry.Node); ok && n != nil {
-				return nodeSource{n}
+				return registry.Source{Node: n}
 			}
 			return nil
 		}
@@ -42,14 +42,4 @@ func (s *Supervisor) DNS() *dnslb.Server {
 		return r.Server
 	}
 	return nil
-}
-
-// nodeSource is the registry node of this process as the DNS role reads
-// it: its Resolver and the services of a namespace. It is a comparable
-// value, equal for the same node, so the DNS role notices a new node.
-type nodeSource struct{ *registry.Node }
-
-// Services lists the services of a namespace.
-func (n nodeSource) Services(namespace string) []registry.Key {
-	return n.Node.Store().Services(namespace, "")
 }
