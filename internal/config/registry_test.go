@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,21 @@ func TestRegistryRaftDefault(t *testing.T) {
 				t.Errorf("raft_listen = %s, want %s", c.Registry.RaftListen, tc.want)
 			}
 		})
+	}
+}
+
+// TestRegistrySecretsStayOutOfJSON: JSON renderings of the config (the
+// golden files, anything that prints a config) leave the tokens out.
+func TestRegistrySecretsStayOutOfJSON(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("registry:\n  token: admin-s3cret\n  namespaces: [{name: prod, token: prod-s3cret}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "s3cret") {
+		t.Fatalf("a token is in the JSON: %s", b)
 	}
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -151,8 +152,17 @@ func TestServerTokenFile(t *testing.T) {
 		return c.Registry
 	}
 	base := "registry:\n  listen: " + freeAddr(t) + "\n  raft_listen: 127.0.0.1:0\n  data: memory\n"
-	s := NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer s.Shutdown(context.Background())
+	// The handler serialises its writes; logs is read after Shutdown.
+	var logs bytes.Buffer
+	s := NewServer(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	defer func() {
+		s.Shutdown(context.Background())
+		for _, secret := range []string{"adm-1", "p-1", "p-2"} {
+			if strings.Contains(logs.String(), secret) {
+				t.Errorf("token %q is in the logs:\n%s", secret, logs.String())
+			}
+		}
+	}()
 	if err := s.Apply(parse(base + "  token_file: " + open + "\n")); err == nil || !strings.Contains(err.Error(), "registry.token_file") || !strings.Contains(err.Error(), "world-readable") {
 		t.Fatalf("a world-readable token file: err = %v", err)
 	}

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -187,5 +188,36 @@ func TestViewStaysSorted(t *testing.T) {
 			}
 		}
 		s.mu.RUnlock()
+	}
+}
+
+// TestLimitCountsSurviveSnapshot: the per-namespace counts the limits
+// read are rebuilt from a snapshot, so a node restored from one refuses
+// what the others refuse.
+func TestLimitCountsSurviveSnapshot(t *testing.T) {
+	l := &Limits{InstancesPerService: 10, InstancesPerNamespace: 2, ServicesPerNamespace: 10}
+	s := NewStore()
+	for i, svc := range []string{"a", "b"} {
+		if _, err := s.Apply(&Command{Op: OpRegister, Key: Key{Service: svc}.withDefaults(), Limits: l, Instances: []Instance{{IP: "127.0.0.1", Port: 80 + i, Weight: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := s.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r := NewStore()
+	if err := r.Load(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]*Store{"original": s, "restored": r} {
+		_, err := st.Apply(&Command{Op: OpRegister, Key: Key{Service: "c"}.withDefaults(), Limits: l, Instances: []Instance{{IP: "127.0.0.1", Port: 90, Weight: 1}}})
+		var le *LimitError
+		if !errors.As(err, &le) {
+			t.Errorf("%s store: a third instance in the namespace: err = %v", name, err)
+		}
+		if _, ok := st.Get(Key{Service: "c"}); ok {
+			t.Errorf("%s store: the refused registration created its service", name)
+		}
 	}
 }

@@ -27,7 +27,11 @@ type Config struct {
 	Servers []string
 	// Namespace and Group default to "public" and "DEFAULT_GROUP".
 	Namespace, Group string
-	// Token is the namespace's access token, when it needs one.
+	// Token is sent as a bearer token with every request: the
+	// namespace's access token, or the admin token. Reads need it in a
+	// namespace that has a token; every registration, heartbeat and
+	// deregistration needs it once the registry has an admin token
+	// (docs/registry.md#security).
 	Token string
 	// CacheDir keeps the last answer of every subscribed service on disk;
 	// empty turns the cache off.
