@@ -35,6 +35,10 @@ func cmdRegistry(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&join, "join", "HTTP `address` of a node to join; repeat for more")
 	token := fs.String("token", "", "admin `token` (required when --listen is not loopback; visible to ps, prefer --token-file)")
 	tokenFile := fs.String("token-file", "", "read the admin token from this `file` (not world-readable)")
+	raftCert := fs.String("raft-tls-cert", "", "Raft over mutual TLS: this node's certificate `file` (with --raft-tls-key and --raft-tls-ca)")
+	raftKey := fs.String("raft-tls-key", "", "Raft over mutual TLS: the certificate's key `file` (not world-readable)")
+	raftCA := fs.String("raft-tls-ca", "", "Raft over mutual TLS: the CA `file` that signs every node's certificate")
+	raftInsecure := fs.Bool("raft-insecure", false, "let plaintext Raft listen off loopback (a network you trust)")
 	adminAddr := fs.String("admin", "off", "admin listener `address`, or off")
 	print := fs.Bool("print", false, "print the config the flags make and exit")
 	if err := fs.Parse(args); err != nil {
@@ -54,6 +58,15 @@ func cmdRegistry(args []string, stdout, stderr io.Writer) int {
 	}
 	if *tokenFile != "" {
 		fmt.Fprintf(&b, "  token_file: %s\n", strconv.Quote(*tokenFile))
+	}
+	if *raftCert != "" || *raftKey != "" || *raftCA != "" || *raftInsecure {
+		b.WriteString("  raft:\n")
+		if *raftCert != "" || *raftKey != "" || *raftCA != "" {
+			fmt.Fprintf(&b, "    tls:\n      cert_file: %s\n      key_file: %s\n      ca_file: %s\n", strconv.Quote(*raftCert), strconv.Quote(*raftKey), strconv.Quote(*raftCA))
+		}
+		if *raftInsecure {
+			b.WriteString("    insecure: true\n")
+		}
 	}
 	if *advertise != "" {
 		fmt.Fprintf(&b, "  advertise: %s\n", strconv.Quote(*advertise))
