@@ -25,6 +25,13 @@ func startRegistry(t *testing.T, listen, raft, data string, join ...string) (*ex
 	for _, j := range join {
 		args = append(args, "--join", j)
 	}
+	return startRegistryArgs(t, listen, args)
+}
+
+// startRegistryArgs runs strata with args and waits until the registry
+// on listen serves.
+func startRegistryArgs(t *testing.T, listen string, args []string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
 	out := &lockedBuffer{}
 	cmd := exec.Command(strataBin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
