@@ -153,18 +153,25 @@ func (p *connPool) put(c *upConn, now time.Time) {
 	p.mu.Unlock()
 }
 
-// reap closes idle connections older than maxIdle. Connections are in LIFO
-// order, so the old ones are at the front.
+// reap closes idle connections older than maxIdle, and those the backend
+// has closed: nothing reads an idle connection, so one whose backend left
+// the pool (deregistered, removed by a reload) would otherwise sit in
+// CLOSE_WAIT, holding its fd, until maxIdle. The probe is one non-blocking
+// recv per idle connection, made under the pool's lock so that no request
+// takes the connection meanwhile.
 func (p *connPool) reap(now time.Time, maxIdle time.Duration) (unused bool) {
 	p.mu.Lock()
-	i := 0
-	for i < len(p.idle) && now.Sub(p.idle[i].idleAt) >= maxIdle {
-		i++
+	var old []*upConn
+	kept := p.idle[:0]
+	for _, c := range p.idle {
+		if now.Sub(c.idleAt) >= maxIdle || !c.alive() {
+			old = append(old, c)
+			continue
+		}
+		kept = append(kept, c)
 	}
-	old := make([]*upConn, i)
-	copy(old, p.idle[:i])
-	p.idle = append(p.idle[:0], p.idle[i:]...)
-	clear(p.idle[len(p.idle):cap(p.idle)])
+	clear(p.idle[len(kept):])
+	p.idle = kept
 	if len(p.idle) == 0 && now.Sub(p.lastPut) >= maxIdle {
 		// A request still holding this pool closes its connection
 		// instead of putting it back here, so nothing can leak.
@@ -265,12 +272,17 @@ func dialWith(ctx context.Context, d *net.Dialer, cp *connPool) (*upConn, error)
 	return c, nil
 }
 
-// reaper closes connections idle for longer than idleTimeout, so that a
-// backend that left the pools does not keep sockets open, and forgets pools
-// that have been idle and unused for as long.
+// reapEvery bounds the reaper's period, and so how long a connection the
+// backend closed stays open on this side.
+const reapEvery = 2 * time.Second
+
+// reaper closes connections idle for longer than idleTimeout or closed by
+// their backend, so that a backend that left the pools does not keep
+// sockets open, and forgets pools that have been idle and unused for as
+// long.
 func (t *transport) reaper() {
 	defer t.wg.Done()
-	tick := time.NewTicker(t.idleTimeout / 2)
+	tick := time.NewTicker(min(t.idleTimeout/2, reapEvery))
 	defer tick.Stop()
 	for {
 		select {
