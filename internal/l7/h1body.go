@@ -152,12 +152,29 @@ func (b *h1Body) chunkHeader() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if i := indexByte(line, ';'); i >= 0 {
-		line = line[:i] // extensions are ignored (RFC 9112 §7.1.1)
+	// chunk-size [ BWS ";" chunk-ext ] (RFC 9112 §7.1): the size starts
+	// the line, and what follows it is whitespace, an extension that is
+	// ignored (§7.1.1), or nothing. A control byte anywhere, such as a
+	// bare CR, which other parsers may take for a line end, is refused.
+	n := 0
+	for n < len(line) && isHex(line[n]) {
+		n++
 	}
-	size, ok := parseHex(trimOWS(line))
+	size, ok := parseHex(line[:n])
 	if !ok || size < 0 {
 		return 0, errBadRequestChunk
+	}
+	ext := line[n:]
+	for len(ext) > 0 && (ext[0] == ' ' || ext[0] == '\t') {
+		ext = ext[1:]
+	}
+	if len(ext) > 0 && ext[0] != ';' {
+		return 0, errBadRequestChunk
+	}
+	for _, c := range ext {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return 0, errBadRequestChunk
+		}
 	}
 	return size, nil
 }
@@ -187,6 +204,11 @@ func (b *h1Body) trailers() error {
 			return nil
 		}
 		if total += len(line); total > b.c.s.maxHeader {
+			return errBadRequestChunk
+		}
+		// Dropped, but held to what a header field is: a line that is
+		// no field is no trailer, whatever another parser makes of it.
+		if _, _, _, p := splitField(line, 0, len(line), true); p != fieldOK {
 			return errBadRequestChunk
 		}
 	}

@@ -73,13 +73,26 @@ func (h *requestHead) build(c *h1Conn) error {
 	h.close, h.body, h.length, h.continueWait, h.bodyReader = false, bodyNone, 0, false, nil
 	raw := h.raw
 	pos := 0
+	// Lines end in CRLF or, as RFC 9112 §2.2 lets a recipient accept and
+	// nginx does, in a bare LF; but one head uses one or the other
+	// throughout. A head that mixes them is no client's way of writing:
+	// it is how a field hidden behind a bare LF in one parser's eyes
+	// becomes a field of its own in another's.
+	lines, crlf, mixed := 0, false, false
 	nextLine := func() (start, end int) {
 		i := bytes.IndexByte(raw[pos:], '\n')
 		start, end = pos, pos+i
 		pos = end + 1
-		if end > start && raw[end-1] == '\r' {
+		cr := end > start && raw[end-1] == '\r'
+		if cr {
 			end--
 		}
+		if lines == 0 {
+			crlf = cr
+		} else if cr != crlf {
+			mixed = true
+		}
+		lines++
 		return start, end
 	}
 	ls, le := nextLine()
@@ -144,14 +157,21 @@ func (h *requestHead) build(c *h1Conn) error {
 		case "Host":
 			hosts++
 		case "Content-Length":
+			// One field with one value: RFC 9110 §8.6 lets a recipient
+			// take "3, 3" or two equal fields as 3, but a proxy that
+			// repairs what another parser may read otherwise is where
+			// smuggling starts, so it is refused, as nginx does.
+			if sawCL {
+				return badRequest("repeated Content-Length")
+			}
 			n, ok := parseContentLength(value)
-			if !ok || sawCL && n != h.length {
-				return badRequest("invalid or conflicting Content-Length")
+			if !ok || bytes.IndexByte(value, ',') >= 0 {
+				return badRequest("invalid Content-Length")
 			}
 			sawCL, h.length = true, n
 		case "Transfer-Encoding":
 			if sawTE {
-				return &headError{status: http.StatusNotImplemented, msg: "unsupported transfer encoding"}
+				return badRequest("repeated Transfer-Encoding")
 			}
 			sawTE, teValue = true, value
 		case "Connection":
@@ -176,6 +196,9 @@ func (h *requestHead) build(c *h1Conn) error {
 	case h.minor == 0 && keepAlive:
 		h.close = false
 	}
+	if mixed {
+		return badRequest("CRLF and bare LF line ends mixed in one head")
+	}
 	if h.minor == 1 && hosts == 0 || hosts > 1 {
 		return badRequest("missing or repeated Host header")
 	}
@@ -184,15 +207,17 @@ func (h *requestHead) build(c *h1Conn) error {
 		if h.minor == 0 {
 			return badRequest("Transfer-Encoding in an HTTP/1.0 request")
 		}
-		if !bytes.EqualFold(teValue, []byte("chunked")) {
-			return &headError{status: http.StatusNotImplemented, msg: "unsupported transfer encoding"}
+		if sawCL {
+			// Both framings: RFC 9112 §6.1 lets a server read it as
+			// chunked and close after, or refuse it. A message that a
+			// parser in front of strata may have framed by its length
+			// is refused, as nginx and Envoy do.
+			return badRequest("both Content-Length and Transfer-Encoding")
+		}
+		if err := checkTransferEncoding(teValue); err != nil {
+			return err
 		}
 		h.body, h.length = bodyChunked, -1
-		if sawCL {
-			// Both framings: chunked wins, and the connection is not
-			// trusted with another request (RFC 9112 §6.1, §6.3).
-			h.close = true
-		}
 	case sawCL && h.length > 0:
 		h.body = bodyLength
 	}
@@ -210,9 +235,11 @@ func (h *requestHead) build(c *h1Conn) error {
 	if err := c.url.parse(r.RequestURI); err != nil {
 		return badRequest("invalid request target")
 	}
-	if u := &c.url.u; u.Opaque != "" || u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https" {
+	if u := &c.url.u; u.Opaque != "" || u.Scheme != "" && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil) {
 		// The absolute form is for http and https URIs (RFC 9112
-		// §3.2.2); "foo:/admin" is no request for this server.
+		// §3.2.2); "foo:/admin" is no request for this server. An http
+		// URI without a host is invalid (RFC 9110 §4.2.1), and one with
+		// userinfo is to be treated as an error (§4.2.4).
 		return badRequest("invalid request target")
 	}
 	r.URL = &c.url.u
@@ -240,8 +267,16 @@ func (h *requestHead) build(c *h1Conn) error {
 			hdr[key] = vals[i : i+1 : i+1]
 		}
 	}
-	if c.url.u.Host != "" {
-		r.Host = c.url.u.Host // absolute form wins over Host (RFC 9112 §3.2.2)
+	if u := &c.url.u; u.Host != "" {
+		// A client must send a Host identical to the authority of an
+		// absolute-form target (RFC 9110 §7.2). Rather than pick one,
+		// as RFC 9112 §3.2.2 has an origin server do, a request that
+		// names two hosts is refused, as HAProxy does: a proxy in front
+		// that routed by the other one would disagree with strata.
+		if hosts > 0 && !strings.EqualFold(r.Host, u.Host) {
+			return badRequest("Host differs from the request target's authority")
+		}
+		r.Host = u.Host
 	}
 	if !httpguts.ValidHostHeader(r.Host) {
 		// As net/http's server refuses it (and nginx): a Host with a
@@ -271,6 +306,42 @@ func (h *requestHead) build(c *h1Conn) error {
 }
 
 var chunkedTE = []string{"chunked"}
+
+// checkTransferEncoding accepts a Transfer-Encoding of "chunked" alone.
+// Chunked that is not the last coding, or comes twice, or an empty list
+// element, leave the body's length unknown: 400 (RFC 9112 §6.3). A list
+// that ends in chunked after other codings is framed but asks for a
+// decoding strata does not do: 501 (RFC 9112 §6.1).
+func checkTransferEncoding(v []byte) error {
+	codings, chunked, last := 0, 0, false
+	for len(v) > 0 || codings == 0 {
+		elem := v
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			elem, v = v[:i], v[i+1:]
+			if len(v) == 0 {
+				return badRequest("invalid Transfer-Encoding") // a trailing comma
+			}
+		} else {
+			v = nil
+		}
+		elem = trimOWS(elem)
+		if len(elem) == 0 {
+			return badRequest("invalid Transfer-Encoding")
+		}
+		codings++
+		last = bytes.EqualFold(elem, []byte("chunked"))
+		if last {
+			chunked++
+		}
+	}
+	switch {
+	case !last || chunked > 1:
+		return badRequest("chunked is not the final and only chunked coding of Transfer-Encoding")
+	case codings > 1:
+		return &headError{status: http.StatusNotImplemented, msg: "unsupported transfer encoding"}
+	}
+	return nil
+}
 
 // methodString returns the method as a constant for the common ones, so
 // that comparing and logging them costs nothing, and fallback otherwise.

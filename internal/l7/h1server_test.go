@@ -410,6 +410,10 @@ func TestH1Refused(t *testing.T) {
 		{desc: "control byte in the target", raw: "GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
 		{desc: "Transfer-Encoding in 1.0", raw: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400},
 		{desc: "negative Content-Length", raw: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", status: 400},
+		{desc: "Content-Length list of equal values", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc", status: 400},
+		{desc: "Content-Length and Transfer-Encoding", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", status: 400},
+		{desc: "mixed line ends", raw: "GET / HTTP/1.1\r\nHost: a\nX-A: b\r\n\r\n", status: 400},
+		{desc: "absolute form and another Host", raw: "GET http://b.example/uri HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
 		{desc: "Content-Length too large", raw: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", status: 400},
 	}
 	for _, tc := range tests {
@@ -449,11 +453,11 @@ func TestH1Accepted(t *testing.T) {
 	}{
 		{desc: "empty lines before the request line", raw: "\r\n\r\nGET /uri HTTP/1.1\r\nHost: a\r\n\r\n", body: "a /uri"},
 		{desc: "bare LF line ends", raw: "GET /uri HTTP/1.1\nHost: a\n\n", body: "a /uri"},
-		{desc: "absolute form wins over Host", raw: "GET http://b.example/uri?q HTTP/1.1\r\nHost: a\r\n\r\n", body: "b.example /uri?q"},
+		{desc: "absolute form and the same Host", raw: "GET http://b.example/uri?q HTTP/1.1\r\nHost: B.example\r\n\r\n", body: "b.example /uri?q"},
+		{desc: "absolute form on 1.0 without Host", raw: "GET http://b.example/uri HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", body: "b.example /uri"},
 		{desc: "lower-case host field name, tabs around the value", raw: "GET /uri HTTP/1.1\r\nhOsT:\t a \t\r\n\r\n", body: "a /uri"},
 		{desc: "escaped target", raw: "GET /uri?x=%20y HTTP/1.1\r\nHost: a\r\n\r\n", body: "a /uri?x=%20y"},
 		{desc: "header just under max_header_bytes", raw: "GET /uri HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("y", 3900) + "\r\n\r\n", body: "a /uri"},
-		{desc: "Content-Length list of equal values", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc", body: "abc"},
 		{desc: "Content-Length with leading zeros", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 003\r\n\r\nabc", body: "abc"},
 		{desc: "upper-case chunked", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n3\r\nabc\r\n0\r\n\r\n", body: "abc"},
 	}
