@@ -213,7 +213,7 @@ func TestBodies(t *testing.T) {
 			}
 			sum := sha256.Sum256(payload)
 			if h := resp.Header.Get("X-Request-Sha256"); h != hex.EncodeToString(sum[:]) {
-				t.Fatalf("backend saw a different request body (sha %s)", h)
+				t.Fatalf("backend saw a different request body (sha %q; status %d, %d bytes: %.200q)", h, resp.StatusCode, len(got), got)
 			}
 			if sha256.Sum256(got) != sum {
 				t.Fatalf("response body differs: %d bytes, want %d", len(got), len(payload))

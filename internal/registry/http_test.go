@@ -295,13 +295,16 @@ func TestCloseReleasesParkedQueries(t *testing.T) {
 	n := startNode(t, Options{})
 	do(t, "PUT", "http://"+n.ID()+"/v1/registry/instances", "", map[string]any{"service": "c", "ip": "127.0.0.1", "port": 80})
 	u := "http://" + n.ID() + "/v1/registry/services/public/DEFAULT_GROUP/c?wait=1m&index=" + strconv.FormatUint(n.Store().Index(), 10)
-	go http.Get(u)
-	go func() {
-		if resp, err := http.Get("http://" + n.ID() + "/v1/registry/watch/public/DEFAULT_GROUP/c"); err == nil {
+	// Each client reads its answer to the end and closes it, so neither
+	// the clients nor their connections outlive the test.
+	get := func(u string) {
+		if resp, err := http.Get(u); err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
-	}()
+	}
+	go get(u)
+	go get("http://" + n.ID() + "/v1/registry/watch/public/DEFAULT_GROUP/c")
 	waitFor(t, 5*time.Second, "both to park", func() bool { return n.parked.Load() == 2 })
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

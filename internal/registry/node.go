@@ -280,7 +280,7 @@ func (n *Node) raftTransport(adv net.Addr) (*raft.NetworkTransport, error) {
 		if err != nil {
 			return nil, err
 		}
-		return raft.NewNetworkTransport(s, 3, 5*time.Second, io.Discard), nil
+		return raft.NewNetworkTransport(closing(s), 3, 5*time.Second, io.Discard), nil
 	}
 	host, _, err := net.SplitHostPort(n.opts.RaftAddr)
 	if err != nil {
@@ -292,7 +292,11 @@ func (n *Node) raftTransport(adv net.Addr) (*raft.NetworkTransport, error) {
 		}
 		n.log.Warn("registry: Raft is plaintext and unauthenticated off loopback (registry.raft.insecure); anyone who reaches it can join the cluster or feed it entries", "raft", n.opts.RaftAddr)
 	}
-	return raft.NewTCPTransport(n.opts.RaftAddr, adv, 3, 5*time.Second, io.Discard)
+	s, err := newTCPStream(n.opts.RaftAddr, adv)
+	if err != nil {
+		return nil, err
+	}
+	return raft.NewNetworkTransport(closing(s), 3, 5*time.Second, io.Discard), nil
 }
 
 // raftAdvertise is the Raft address to advertise, or "" to advertise the

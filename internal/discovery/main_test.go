@@ -1,0 +1,14 @@
+package discovery
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests when a goroutine they started is
+// still running after the last one: a server that Shutdown does not stop,
+// a connection nobody closes.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
