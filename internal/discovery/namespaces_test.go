@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-lb/strata/pkg/client"
 )
 
 // TestNamespacesOneWatch follows a namespace of five services of a real
@@ -19,8 +22,18 @@ import (
 func TestNamespacesOneWatch(t *testing.T) {
 	n := startRegistry(t)
 	reg := n.ID() // the node's ID is its HTTP address
+	// Instances that keep beating, so they stay healthy however long the
+	// test takes.
+	app, err := client.New(client.Config{Servers: []string{reg}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(context.Background())
+	ctx := context.Background()
 	for i := range 5 {
-		register(t, reg, fmt.Sprintf("svc-%d", i), "127.0.0.1", 9000+i, "a", nil)
+		if err := app.Register(ctx, fmt.Sprintf("svc-%d", i), client.Instance{IP: "127.0.0.1", Port: 9000 + i, Cluster: "a"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	target, _ := url.Parse("http://" + reg)
 	var mu sync.Mutex
@@ -48,7 +61,9 @@ func TestNamespacesOneWatch(t *testing.T) {
 	}
 
 	changed := src.Changed()
-	register(t, reg, "svc-3", "127.0.0.1", 9103, "a", nil)
+	if err := app.Register(ctx, "svc-3", client.Instance{IP: "127.0.0.1", Port: 9103, Cluster: "a"}); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-changed:
 	case <-time.After(5 * time.Second):
@@ -58,11 +73,8 @@ func TestNamespacesOneWatch(t *testing.T) {
 		res, _ := src.Resolve("public", "DEFAULT_GROUP", "svc-3")
 		return len(res.Instances) == 2
 	})
-	req, _ := http.NewRequest(http.MethodDelete, "http://"+reg+"/v1/registry/instances?service=svc-4&ip=127.0.0.1&port=9004&cluster=a", nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil {
+	if err := app.Deregister(ctx, "svc-4", client.Instance{IP: "127.0.0.1", Port: 9004, Cluster: "a"}); err != nil {
 		t.Fatal(err)
-	} else {
-		resp.Body.Close()
 	}
 	waitFor(t, 5*time.Second, "svc-4 without instances", func() bool {
 		res, _ := src.Resolve("public", "DEFAULT_GROUP", "svc-4")
