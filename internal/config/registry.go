@@ -121,6 +121,12 @@ const (
 	DefaultRegistryServicesPerNamespace  = 10000
 	DefaultRegistryMetadataEntries       = 64
 	DefaultRegistryMetadataBytes         = 4096
+
+	// The heartbeat timings of ephemeral instances; internal/registry
+	// takes them for options left zero too.
+	DefaultRegistryHeartbeatInterval = 5 * time.Second
+	DefaultRegistryUnhealthyAfter    = 15 * time.Second
+	DefaultRegistryRemoveAfter       = 30 * time.Second
 )
 
 // DefaultRegistryRaftListen is Raft's address when raft_listen is not
@@ -186,13 +192,13 @@ func registryDefaults(c *Config, absent func(isZero bool, path string) bool) {
 		r.Data = DefaultRegistryData
 	}
 	if absent(r.HeartbeatInterval == 0, "registry.heartbeat_interval") {
-		r.HeartbeatInterval = Duration(5 * time.Second)
+		r.HeartbeatInterval = Duration(DefaultRegistryHeartbeatInterval)
 	}
 	if absent(r.UnhealthyAfter == 0, "registry.unhealthy_after") {
-		r.UnhealthyAfter = Duration(15 * time.Second)
+		r.UnhealthyAfter = Duration(DefaultRegistryUnhealthyAfter)
 	}
 	if absent(r.RemoveAfter == 0, "registry.remove_after") {
-		r.RemoveAfter = Duration(30 * time.Second)
+		r.RemoveAfter = Duration(DefaultRegistryRemoveAfter)
 	}
 	if absent(r.MaxWait == 0, "registry.max_wait") {
 		r.MaxWait = Duration(5 * time.Minute)

@@ -3,6 +3,8 @@ package registry
 import (
 	"sync"
 	"time"
+
+	"github.com/strata-lb/strata/internal/config"
 )
 
 // LivenessOptions are the heartbeat timings of ephemeral instances.
@@ -17,15 +19,17 @@ type LivenessOptions struct {
 	Now func() time.Time
 }
 
+// defaults fills what is zero with the config's defaults, written once
+// in internal/config.
 func (o *LivenessOptions) defaults() {
 	if o.Interval == 0 {
-		o.Interval = 5 * time.Second
+		o.Interval = config.DefaultRegistryHeartbeatInterval
 	}
 	if o.UnhealthyAfter == 0 {
-		o.UnhealthyAfter = 15 * time.Second
+		o.UnhealthyAfter = config.DefaultRegistryUnhealthyAfter
 	}
 	if o.RemoveAfter == 0 {
-		o.RemoveAfter = 30 * time.Second
+		o.RemoveAfter = config.DefaultRegistryRemoveAfter
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -395,6 +395,7 @@ func (n *Node) Propose(c *Command) (uint64, error) {
 // instance gets a full RemoveAfter to reach it.
 func (n *Node) leaderLoop() {
 	defer n.done.Done()
+	defer n.checks.stop()
 	t := time.NewTicker(n.opts.SweepInterval)
 	defer t.Stop()
 	leading := false
@@ -416,6 +417,7 @@ func (n *Node) leaderLoop() {
 		leading = now
 		n.leading.Store(now)
 		if !leading {
+			n.checks.stop()
 			continue
 		}
 		if c := n.live.Sweep(n.store); c != nil {
