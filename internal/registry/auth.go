@@ -2,6 +2,7 @@ package registry
 
 import (
 	"crypto/subtle"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -126,4 +127,18 @@ func (n *Node) reregisterOK(r *http.Request, k Key, in *Instance) error {
 		return nil
 	}
 	return errf(http.StatusForbidden, "instance %s of %s is registered with weight %v and enabled %v; changing them needs the admin token (PATCH the instance)", in.ID(), k, cur.Weight, cur.Enabled)
+}
+
+// countRefused counts a write refused for its token or by a limit, so an
+// operator sees clients that lack a token, or a namespace at its bound,
+// on /metrics (strata_registry_writes_refused_total).
+func (n *Node) countRefused(err error) {
+	var le *LimitError
+	var he *httpError
+	switch {
+	case errors.As(err, &le):
+		n.stats.refusedLimit.Add(1)
+	case errors.As(err, &he) && (he.code == http.StatusUnauthorized || he.code == http.StatusForbidden):
+		n.stats.refusedToken.Add(1)
+	}
 }

@@ -37,6 +37,9 @@ func TestStartOffLoopbackNeedsToken(t *testing.T) {
 	if _, ok := n.Store().Get(Key{Service: "web"}); ok {
 		t.Fatal("the anonymous registration reached the store")
 	}
+	if m := gatherParked(t, n); m["strata_registry_writes_refused_total{token}"] != 1 || m["strata_registry_writes_refused_total{limit}"] != 0 {
+		t.Errorf("metrics: %v", m)
+	}
 }
 
 // TestReregisterKeepsAdminWeight: a weight or enabled change through a
@@ -143,5 +146,8 @@ func TestLimits(t *testing.T) {
 	}
 	if code, body := reg("", "a", "127.0.0.3", nil); code != 200 {
 		t.Errorf("registering into the freed slot: %d %s", code, body)
+	}
+	if m := gatherParked(t, n); m["strata_registry_writes_refused_total{limit}"] != 7 || m["strata_registry_writes_refused_total{token}"] != 0 {
+		t.Errorf("metrics: %v", m)
 	}
 }

@@ -98,6 +98,7 @@ func (n *Node) write(h func(w http.ResponseWriter, r *http.Request) error) http.
 			}
 		}
 		if err := h(w, r); err != nil {
+			n.countRefused(err)
 			writeErr(w, err)
 		}
 	}

@@ -21,6 +21,10 @@ type parkStats struct {
 	refusedNode   atomic.Uint64
 	refusedClient atomic.Uint64
 	writeTimeouts atomic.Uint64
+	// refusedToken and refusedLimit count writes refused for a missing
+	// or wrong token and by a limit (on the leader, which decides).
+	refusedToken atomic.Uint64
+	refusedLimit atomic.Uint64
 }
 
 // park counts a blocking query or watch in, or answers 429 with
@@ -86,6 +90,7 @@ var (
 	descParkedRefused = prometheus.NewDesc("strata_registry_watchers_refused_total", "Blocking queries and watches answered 429, by the bound they hit (node: registry.max_watchers; client: registry.max_watchers_per_client).", []string{"limit"}, nil)
 	descParkedClients = prometheus.NewDesc("strata_registry_watcher_clients", "Client addresses with a blocking query or watch parked now.", nil, nil)
 	descWriteTimeouts = prometheus.NewDesc("strata_registry_watch_write_timeouts_total", "Blocking query answers and watch lines not written within registry.watch_write_timeout; the client was disconnected.", nil, nil)
+	descWritesRefused = prometheus.NewDesc("strata_registry_writes_refused_total", "Writes the leader refused, by reason (token: a missing or wrong token; limit: one of registry.limits).", []string{"reason"}, nil)
 )
 
 // parkCollector exposes the bounds of the running node, read at scrape
@@ -96,7 +101,7 @@ type parkCollector struct{ s *Server }
 func (s *Server) Collector() prometheus.Collector { return parkCollector{s} }
 
 func (c parkCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descParked, descParkedRefused, descParkedClients, descWriteTimeouts} {
+	for _, d := range []*prometheus.Desc{descParked, descParkedRefused, descParkedClients, descWriteTimeouts, descWritesRefused} {
 		ch <- d
 	}
 }
@@ -114,4 +119,6 @@ func (c parkCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descParkedRefused, prometheus.CounterValue, float64(n.stats.refusedNode.Load()), "node")
 	ch <- prometheus.MustNewConstMetric(descParkedRefused, prometheus.CounterValue, float64(n.stats.refusedClient.Load()), "client")
 	ch <- prometheus.MustNewConstMetric(descWriteTimeouts, prometheus.CounterValue, float64(n.stats.writeTimeouts.Load()))
+	ch <- prometheus.MustNewConstMetric(descWritesRefused, prometheus.CounterValue, float64(n.stats.refusedToken.Load()), "token")
+	ch <- prometheus.MustNewConstMetric(descWritesRefused, prometheus.CounterValue, float64(n.stats.refusedLimit.Load()), "limit")
 }
