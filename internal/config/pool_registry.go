@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -26,6 +27,12 @@ type PoolRegistry struct {
 	Selector map[string]string `yaml:"selector"`
 	// Token is the namespace's access token, when it needs one.
 	Token string `yaml:"token"`
+	// Allow lists the networks (CIDRs or single addresses) an instance's
+	// address must be in to become a backend. Empty: every unicast address
+	// except loopback, link-local and unspecified ones (DefaultAllows).
+	// Whatever it says, the addresses this process listens on (admin,
+	// registry, Raft, l7, l4, dns) never become backends.
+	Allow []string `yaml:"allow"`
 	// CacheDir keeps the service's last answer on disk, so a process that
 	// starts while every registry server is down still has backends
 	// (empty: no cache).
@@ -37,6 +44,39 @@ const (
 	DefaultRegistryNamespace = "public"
 	DefaultRegistryGroup     = "DEFAULT_GROUP"
 )
+
+// DefaultAllows reports whether an instance address is allowed when
+// pools[].registry.allow is empty: every unicast address but loopback
+// (127.0.0.0/8, ::1) and link-local (169.254.0.0/16, fe80::/10, where
+// cloud metadata services answer). Anyone who may register an instance
+// chooses where a balancer sends its clients' requests; by default they
+// cannot choose a service that only this machine was meant to reach.
+// Unspecified and multicast addresses are never backends, whatever allow
+// says (AddrAllowed).
+func DefaultAllows(a netip.Addr) bool {
+	a = a.Unmap()
+	return !a.IsLoopback() && !a.IsLinkLocalUnicast()
+}
+
+// AddrAllowed reports whether an instance address may become a backend of
+// a pool with the given allow list (parsed pools[].registry.allow). An
+// unspecified address (0.0.0.0, ::) reaches this machine when dialled, and
+// a multicast one is no single server, so neither is ever allowed.
+func AddrAllowed(a netip.Addr, allow []netip.Prefix) bool {
+	a = a.Unmap()
+	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
+		return false
+	}
+	if len(allow) == 0 {
+		return DefaultAllows(a)
+	}
+	for _, p := range allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
 
 func init() {
 	onDefaults(poolRegistryDefaults)
@@ -83,6 +123,11 @@ func poolRegistryValidate(v *validator, _ map[string]bool) {
 		for j, cl := range r.Clusters {
 			if cl == "" {
 				v.errorf(fmt.Sprintf("%s.clusters[%d]", rp, j), "cluster name must not be empty")
+			}
+		}
+		for j, a := range r.Allow {
+			if _, err := ParsePrefix(a); err != nil {
+				v.errorf(fmt.Sprintf("%s.allow[%d]", rp, j), "%v", err)
 			}
 		}
 		for k := range r.Selector {

@@ -31,6 +31,7 @@ func TestPoolRegistryValidationErrors(t *testing.T) {
 		{"server without host", "registry: {servers: [\":8848\"], service: s}", "pools[0].registry.servers[0]", 3},
 		{"no service", "registry:\n      servers: [127.0.0.1:8848]", "pools[0].registry.service: service is required", 3},
 		{"empty cluster", "registry:\n      servers: [127.0.0.1:8848]\n      service: s\n      clusters: [a, \"\"]", "pools[0].registry.clusters[1]: cluster name must not be empty", 6},
+		{"bad allow", "registry:\n      servers: [127.0.0.1:8848]\n      service: s\n      allow: [10.0.0.0/8, nope]", `pools[0].registry.allow[1]: "nope" is not a CIDR or address`, 6},
 		{"empty selector key", "registry:\n      servers: [127.0.0.1:8848]\n      service: s\n      selector: {\"\": x}", "pools[0].registry.selector: selector keys must not be empty", 6},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -35,7 +35,7 @@ func BenchmarkRegistryToPool(b *testing.B) {
 	node := startRegistry(b)
 	reg := node.ID()
 	pool := newPool(b, "bench")
-	p, err := Start(pool, config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "bench"}, Options{Logger: quiet})
+	p, err := Start(pool, config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "bench", Allow: []string{"127.0.0.0/8"}}, Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

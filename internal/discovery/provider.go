@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
+	"net/netip"
 	"reflect"
 	"sort"
 	"sync"
@@ -23,15 +25,24 @@ type Options struct {
 	// Wait is how long one blocking query waits for a change before it
 	// asks again (default 30s). A change answers at once whatever it is.
 	Wait time.Duration
+	// Self returns the addresses this process listens on (its admin API,
+	// its registry, its own data planes); an unspecified IP stands for
+	// every address of the machine. An instance at one of them never
+	// becomes a backend: a pool that sent client requests to its own
+	// process's admin API would hand the control plane to anyone who can
+	// register an instance. Nil: no listener is known.
+	Self func() []netip.AddrPort
 }
 
 // Provider follows one registry service and keeps a pool's backends equal
 // to its usable instances.
 type Provider struct {
-	cfg  config.PoolRegistry
-	pool *upstream.Pool
-	c    *client.Client
-	log  *slog.Logger
+	cfg   config.PoolRegistry
+	pool  *upstream.Pool
+	c     *client.Client
+	log   *slog.Logger
+	allow []netip.Prefix // cfg.Allow parsed; empty: config.DefaultAllows
+	self  func() []netip.AddrPort
 
 	ready chan struct{} // closed once the pool has had its first answer
 	once  sync.Once
@@ -42,6 +53,12 @@ type Provider struct {
 	// drain or a weight set through the admin API (which the pool holds
 	// and the registry does not know) survives the next registry change.
 	sent map[string]upstream.Spec
+	// last is the registry's last answer, kept so that Refilter can apply
+	// it again once this process's listeners have changed.
+	last []client.Instance
+	// refused holds the addresses left out of the last answer, so that
+	// each is logged once rather than on every change of the service.
+	refused map[string]bool
 }
 
 // Start makes a provider for pool and starts following cfg's service. It
@@ -64,7 +81,16 @@ func Start(pool *upstream.Pool, cfg config.PoolRegistry, opts Options) (*Provide
 	if err != nil {
 		return nil, fmt.Errorf("following registry service %s: %w", cfg.Service, err)
 	}
-	p := &Provider{cfg: cfg, pool: pool, c: c, log: log, ready: make(chan struct{}), sent: map[string]upstream.Spec{}}
+	allow := make([]netip.Prefix, 0, len(cfg.Allow))
+	for _, a := range cfg.Allow {
+		pr, err := config.ParsePrefix(a)
+		if err != nil {
+			c.Close(context.Background())
+			return nil, fmt.Errorf("following registry service %s: allow: %w", cfg.Service, err)
+		}
+		allow = append(allow, pr)
+	}
+	p := &Provider{cfg: cfg, pool: pool, c: c, log: log, allow: allow, self: opts.Self, ready: make(chan struct{}), sent: map[string]upstream.Spec{}}
 	if err := c.Subscribe(cfg.Service, p.apply); err != nil {
 		c.Close(context.Background())
 		return nil, fmt.Errorf("following registry service %s: %w", cfg.Service, err)
@@ -96,14 +122,126 @@ func (p *Provider) Stop() {
 	p.c.Close(ctx)
 }
 
-// apply is the SDK's callback: the service's instances after a change.
-func (p *Provider) apply(ins []client.Instance) {
-	specs := Specs(ins, &p.cfg)
+// Refilter applies the registry's last answer again. The supervisor calls
+// it when this process's listeners may have changed (a start or a reload
+// binds them after the pools have started following the registry), so
+// that an instance registered at a listener's address leaves the pool as
+// soon as the listener exists.
+func (p *Provider) Refilter() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.last != nil {
+		p.applyLocked(p.last)
+	}
+}
+
+// apply is the SDK's callback: the service's instances after a change.
+func (p *Provider) apply(ins []client.Instance) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.applyLocked(ins)
+}
+
+// admit keeps the instances whose addresses may become backends, logging
+// each address it newly leaves out.
+func (p *Provider) admit(ins []client.Instance) []client.Instance {
+	out := make([]client.Instance, 0, len(ins))
+	refused := map[string]bool{}
+	var self selfMatcher
+	if p.self != nil {
+		self = newSelfMatcher(p.self())
+	}
+	for _, in := range ins {
+		why := Refusal(in, p.allow, self.has)
+		if why == "" {
+			out = append(out, in)
+			continue
+		}
+		addr := in.Addr()
+		refused[addr] = true
+		if !p.refused[addr] {
+			p.log.Warn("registry instance refused as a backend", "addr", addr, "reason", why)
+		}
+	}
+	p.refused = refused
+	return out
+}
+
+// Refusal says why an instance's address may not become a backend of a
+// pool with the allow list allow (empty: config.DefaultAllows) in a
+// process that listens where self says, or "" when it may.
+func Refusal(in client.Instance, allow []netip.Prefix, self func(netip.AddrPort) bool) string {
+	a, err := netip.ParseAddr(in.IP)
+	if err != nil {
+		return "not an IP address"
+	}
+	a = a.Unmap().WithZone("")
+	if in.Port <= 0 || in.Port > 65535 {
+		return "no valid port"
+	}
+	if !config.AddrAllowed(a, allow) {
+		if len(allow) == 0 {
+			return "outside the default allow (loopback, link-local, unspecified and multicast addresses are refused; set pools[].registry.allow)"
+		}
+		return "outside pools[].registry.allow"
+	}
+	if self != nil && self(netip.AddrPortFrom(a, uint16(in.Port))) {
+		return "a listener of this process"
+	}
+	return ""
+}
+
+// selfMatcher tells whether an address reaches one of this process's
+// listeners.
+type selfMatcher struct {
+	exact map[netip.AddrPort]bool
+	// wild holds the ports of listeners bound to every address; local
+	// holds the machine's addresses, read once per answer, for them.
+	wild  map[uint16]bool
+	local map[netip.Addr]bool
+}
+
+func newSelfMatcher(ls []netip.AddrPort) selfMatcher {
+	m := selfMatcher{exact: map[netip.AddrPort]bool{}, wild: map[uint16]bool{}}
+	for _, l := range ls {
+		a := l.Addr().Unmap().WithZone("")
+		if a.IsUnspecified() {
+			m.wild[l.Port()] = true
+			continue
+		}
+		m.exact[netip.AddrPortFrom(a, l.Port())] = true
+	}
+	if len(m.wild) > 0 {
+		m.local = map[netip.Addr]bool{}
+		if as, err := net.InterfaceAddrs(); err == nil {
+			for _, ia := range as {
+				if pn, ok := ia.(*net.IPNet); ok {
+					if a, ok := netip.AddrFromSlice(pn.IP); ok {
+						m.local[a.Unmap()] = true
+					}
+				}
+			}
+		}
+	}
+	return m
+}
+
+// has reports whether ap (unmapped, without a zone) is a listener's.
+func (m selfMatcher) has(ap netip.AddrPort) bool {
+	if m.exact[ap] {
+		return true
+	}
+	a := ap.Addr()
+	return m.wild[ap.Port()] && (a.IsLoopback() || m.local[a])
+}
+
+// applyLocked turns an answer into the pool's backends; p.mu is held.
+func (p *Provider) applyLocked(ins []client.Instance) {
 	if p.stopped {
 		return
 	}
+	p.last = ins
+	specs := Specs(p.admit(ins), &p.cfg)
 	cur := p.pool.Snapshot()
 	sent := make(map[string]upstream.Spec, len(specs))
 	for i := range specs {

@@ -83,7 +83,7 @@ func TestProviderFollowsRegistry(t *testing.T) {
 	pool := newPool(t, "app")
 	// The SDK logs each failed poll of the registry; the test counts them.
 	polls := &countingHandler{msg: "registry client: following service"}
-	p, err := Start(pool, config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}, Options{Logger: slog.New(polls)})
+	p, err := Start(pool, config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders", Allow: []string{"127.0.0.0/8"}}, Options{Logger: slog.New(polls)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestProviderKeepsAdminChanges(t *testing.T) {
 	node := startRegistry(t)
 	reg := node.ID()
 	pool := newPool(t, "app")
-	p, err := Start(pool, config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "web"}, Options{Logger: quiet})
+	p, err := Start(pool, config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "web", Allow: []string{"127.0.0.0/8"}}, Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestProviderCacheSeedsPool(t *testing.T) {
 	node := startRegistry(t)
 	reg := node.ID()
 	dir := t.TempDir()
-	cfg := config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "web", CacheDir: dir}
+	cfg := config.PoolRegistry{Servers: []string{reg}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "web", Allow: []string{"127.0.0.0/8"}, CacheDir: dir}
 	first := newPool(t, "first")
 	p, err := Start(first, cfg, Options{Logger: quiet})
 	if err != nil {

@@ -329,6 +329,9 @@ func (n *Node) closeStores() {
 // ID is the node's HTTP address (its Raft server ID).
 func (n *Node) ID() string { return n.id }
 
+// Addr is the bound address of the HTTP API.
+func (n *Node) Addr() net.Addr { return n.ln.Addr() }
+
 // RaftAddr is the address Raft listens on.
 func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
 

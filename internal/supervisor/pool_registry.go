@@ -25,7 +25,7 @@ func (s *Supervisor) startProviders(cfg *config.Config, fresh []*poolRuntime) er
 		if pr.cfg.Registry == nil {
 			continue
 		}
-		p, err := discovery.Start(pr.pool, *pr.cfg.Registry, discovery.Options{Logger: s.log.With("role", "discovery")})
+		p, err := discovery.Start(pr.pool, *pr.cfg.Registry, s.discoveryOptions())
 		if err != nil {
 			return fmt.Errorf("pool %s: %w", pr.cfg.Name, err)
 		}
@@ -73,7 +73,7 @@ func (s *Supervisor) syncProvider(pr *poolRuntime) {
 		}
 		return
 	}
-	p, err := discovery.Start(pr.pool, *rc, discovery.Options{Logger: s.log.With("role", "discovery")})
+	p, err := discovery.Start(pr.pool, *rc, s.discoveryOptions())
 	if err != nil {
 		// Validation has checked the section, so this is not expected;
 		// the pool keeps its backends and the error is visible.
@@ -81,4 +81,11 @@ func (s *Supervisor) syncProvider(pr *poolRuntime) {
 		return
 	}
 	pr.provider = p
+}
+
+// discoveryOptions are the options of every provider: the supervisor's
+// logger, and this process's listeners, which no pool may take as a
+// backend.
+func (s *Supervisor) discoveryOptions() discovery.Options {
+	return discovery.Options{Logger: s.log.With("role", "discovery"), Self: s.listeners}
 }

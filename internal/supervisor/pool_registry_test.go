@@ -73,7 +73,7 @@ func TestRegistryPoolThroughReloads(t *testing.T) {
 	a, b := backend(t, "A"), backend(t, "B")
 	putInstance(t, reg, "web", a, map[string]string{"version": "1"})
 
-	follow := fmt.Sprintf("    registry:\n      servers: [%s]\n      service: web", reg)
+	follow := fmt.Sprintf("    registry:\n      servers: [%s]\n      service: web\n      allow: [127.0.0.0/8]", reg)
 	path := filepath.Join(t.TempDir(), "strata.yaml")
 	writeConfig(t, path, registryConfig(follow))
 	sup := New(Options{Source: Source{Path: path}, Logger: log})

@@ -76,8 +76,13 @@ type Supervisor struct {
 	admin   *admin.Server
 	adminCf config.Admin
 	lastRaw []byte
-	watcher *fsnotify.Watcher
-	reloads atomic.Uint64
+	// adminAddr is the admin listener's bound address and applying the
+	// config being applied, both read by listeners() from the registry
+	// client's goroutines, without the lock.
+	adminAddr atomic.Pointer[string]
+	applying  atomic.Pointer[config.Config]
+	watcher   *fsnotify.Watcher
+	reloads   atomic.Uint64
 }
 
 // generation is everything one config built that is not shared with the
@@ -206,6 +211,8 @@ func (s *Supervisor) Reload() error {
 // changes until every part of the new generation has been built.
 func (s *Supervisor) apply(cfg *config.Config) error {
 	old := s.gen.Load()
+	s.applying.Store(cfg)
+	defer s.applying.Store(nil)
 	next := &generation{cfg: cfg, pools: make(map[string]*poolRuntime, len(cfg.Pools))}
 	var fresh []*poolRuntime // built for this generation, torn down on failure
 	fail := func(err error) error {
@@ -268,6 +275,11 @@ func (s *Supervisor) apply(cfg *config.Config) error {
 	for name, pr := range next.pools {
 		if old != nil && old.pools[name] == pr {
 			s.syncProvider(pr)
+		}
+		// The roles have bound their listeners only now; an instance that
+		// the registry placed at one of them leaves the pool.
+		if pr.provider != nil {
+			pr.provider.Refilter()
 		}
 	}
 	if old != nil {
@@ -479,6 +491,12 @@ func (s *Supervisor) applyAdmin(ac config.Admin) error {
 	}
 	s.shutdownAdmin()
 	s.admin, s.adminCf = next, ac
+	if next != nil {
+		a := next.Addr().String()
+		s.adminAddr.Store(&a)
+	} else {
+		s.adminAddr.Store(nil)
+	}
 	return nil
 }
 
