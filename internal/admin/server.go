@@ -264,16 +264,20 @@ func (s *Server) routes() http.Handler {
 			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allowHeader))
 		})
 	}
-	get := func(h http.HandlerFunc) map[string]http.Handler { return map[string]http.Handler{http.MethodGet: h} }
+	get := func(h http.HandlerFunc) map[string]http.Handler {
+		return map[string]http.Handler{http.MethodGet: s.read(h)}
+	}
 
-	route("/healthz", get(func(w http.ResponseWriter, _ *http.Request) {
+	// healthz says only that the process answers, so it is open to any
+	// Host: health checkers name the listener as they like.
+	route("/healthz", map[string]http.Handler{http.MethodGet: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
-	}))
+	})})
 	route("/api/v1/status", get(s.handleStatus))
 	route("/api/v1/pools/{pool}", get(s.handlePool))
 	route("/api/v1/pools/{pool}/backends/{backend}", map[string]http.Handler{
-		http.MethodGet: http.HandlerFunc(s.handleBackend),
+		http.MethodGet: s.read(http.HandlerFunc(s.handleBackend)),
 		http.MethodPut: s.write(s.handleUpdate),
 	})
 	route("/api/v1/pools/{pool}/backends/{backend}/drain", map[string]http.Handler{
@@ -288,10 +292,10 @@ func (s *Server) routes() http.Handler {
 	index, assets := dashboardHandlers()
 	route("/{$}", get(index))
 	route("/dashboard/", get(assets))
-	route("/metrics", map[string]http.Handler{http.MethodGet: promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{
+	route("/metrics", map[string]http.Handler{http.MethodGet: s.read(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
-	})})
+	}))})
 	if rs, ok := s.opts.Source.(RouteSource); ok {
 		for _, r := range rs.AdminRoutes() {
 			route(r.Path, get(r.Handler))
@@ -300,7 +304,7 @@ func (s *Server) routes() http.Handler {
 	if s.opts.Pprof {
 		// One handler for the subtree: the mux refuses a method-less
 		// fallback for /debug/pprof/cmdline next to "GET /debug/pprof/".
-		mux.HandleFunc("/debug/pprof/", servePprof)
+		mux.Handle("/debug/pprof/", s.read(http.HandlerFunc(s.pprofGuard)))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
@@ -324,7 +328,7 @@ func servePprof(w http.ResponseWriter, r *http.Request) {
 	}
 	switch name {
 	case "cmdline":
-		pprof.Cmdline(w, r)
+		serveCmdline(w, r)
 	case "profile":
 		pprof.Profile(w, r)
 	case "symbol":

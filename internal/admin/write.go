@@ -22,6 +22,17 @@ func (s *Server) write(h http.HandlerFunc) http.Handler {
 		s.refuse(w, r, http.StatusForbidden, "cross-origin request refused")
 	}))
 	return cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A write that a proxy forwarded may come from anyone who can
+		// reach the proxy: through a strata l7 pool whose registry lists
+		// an instance at this listener's address, a client of the data
+		// plane would reach the admin API from a loopback peer, with a
+		// loopback Host and, behind an operator's proxy, with the
+		// operator's token. The API is for operators talking to it
+		// directly, so a forwarded write is refused whatever it carries.
+		if h := forwardedBy(r); h != "" {
+			s.refuse(w, r, http.StatusForbidden, fmt.Sprintf("writes through a proxy are refused (the request carries %s); send them to the admin listener directly", h))
+			return
+		}
 		if s.authorized(w, r) {
 			h(w, r)
 		}
@@ -44,6 +55,12 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return true
 	}
+	return s.bearerOK(w, r)
+}
+
+// bearerOK checks the bearer token, answering 401 itself when it is
+// missing or wrong.
+func (s *Server) bearerOK(w http.ResponseWriter, r *http.Request) bool {
 	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="strata-admin"`)
@@ -61,10 +78,10 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// refuse answers a write that is not allowed and logs it: a stream of these
-// is someone probing the control plane.
+// refuse answers a request that is not allowed and logs it: a stream of
+// these is someone probing the control plane.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	s.log.Warn("admin write refused", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", status, "reason", msg)
+	s.log.Warn("admin request refused", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", status, "reason", msg)
 	writeError(w, status, msg)
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"time"
 )
 
@@ -47,7 +48,11 @@ func (c *Config) ApplyDefaults() {
 		c.Admin.Listen = DefaultAdminListen
 	}
 	if c.Admin.Pprof == nil {
-		c.Admin.Pprof = ptr(true)
+		// Profiles show the process's arguments and a CPU profile costs
+		// CPU for as long as asked, so they are on by default only where
+		// no one but the machine's own users can ask.
+		host, _, err := net.SplitHostPort(c.Admin.Listen)
+		c.Admin.Pprof = ptr(err == nil && isLoopback(host))
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = DefaultLogLevel

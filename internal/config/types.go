@@ -51,7 +51,9 @@ type Admin struct {
 	Token string `yaml:"token"`
 	// TokenFile reads the token from a file instead (first line).
 	TokenFile string `yaml:"token_file"`
-	// Pprof serves /debug/pprof when true (default true).
+	// Pprof serves /debug/pprof when true (default true when Listen is a
+	// loopback address, false otherwise). With a token set, pprof needs
+	// it like writes do.
 	Pprof *bool `yaml:"pprof"`
 }
 

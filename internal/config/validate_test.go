@@ -423,3 +423,28 @@ func TestDefaultsKeepExplicitValues(t *testing.T) {
 		t.Error("ApplyDefaults is not idempotent")
 	}
 }
+
+// pprof is on by default only on a loopback admin listener: profiles show
+// the process's arguments and cost CPU.
+func TestPprofDefaultFollowsListen(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want bool
+	}{
+		{"admin: {listen: 127.0.0.1:9901}", true},
+		{"admin: {listen: \"[::1]:9901\"}", true},
+		{"admin: {listen: localhost:9901}", true},
+		{"admin: {listen: 0.0.0.0:9901, token: t}", false},
+		{"admin: {listen: 192.0.2.1:9901, token: t}", false},
+		{"admin: {listen: 0.0.0.0:9901, token: t, pprof: true}", true},
+		{"admin: {listen: off}", false},
+	} {
+		c, err := Parse("t.yaml", []byte(tc.yaml+"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.yaml, err)
+		}
+		if *c.Admin.Pprof != tc.want {
+			t.Errorf("%s: pprof = %v, want %v", tc.yaml, *c.Admin.Pprof, tc.want)
+		}
+	}
+}
