@@ -15,21 +15,34 @@ import (
 )
 
 func init() {
-	addCommand(command{"ctl", "conns|services|persist [--admin ADDR] [--token T]", "show the l4 tables, as ipvsadm -Lnc and -Ln --stats do", cmdCtl})
+	addCommand(command{"ctl", "conns|services|persist [--admin ADDR] [--token-file F]", "show the l4 tables, as ipvsadm -Lnc and -Ln --stats do", cmdCtl})
 }
 
 func cmdCtl(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: strata ctl conns|services|persist [--admin ADDR] [--token T]")
+		fmt.Fprintln(stderr, "usage: strata ctl conns|services|persist [--admin ADDR] [--token-file F]")
 		return 2
 	}
 	what := args[0]
 	fs := flag.NewFlagSet("ctl "+what, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	adminAddr := fs.String("admin", config.DefaultAdminListen, "admin listener `address`")
-	token := fs.String("token", "", "bearer `token` for the admin API")
+	token := fs.String("token", "", "bearer `token` for the admin API (visible in the process list; prefer --token-file)")
+	tokenFile := fs.String("token-file", "", "`file` holding the bearer token for the admin API (not world-readable)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
+	}
+	if *tokenFile != "" {
+		if *token != "" {
+			fmt.Fprintln(stderr, "strata ctl: set --token or --token-file, not both")
+			return 2
+		}
+		t, err := config.ReadSecretFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "strata ctl: --token-file: %v\n", err)
+			return 2
+		}
+		*token = t
 	}
 	get := func(path string, v any) error {
 		req, err := http.NewRequest(http.MethodGet, "http://"+*adminAddr+path, nil)

@@ -38,7 +38,7 @@ func cmdL4(args []string, stdout, stderr io.Writer) int {
 	var devs multiFlag
 	fs.Var(&devs, "dev", "`interface` the XDP program attaches to (dr and tunnel); repeat for each")
 	xdpMode := fs.String("xdp-mode", "auto", "XDP hook: auto, native or generic")
-	adminAddr := fs.String("admin", config.DefaultAdminListen, "admin listener `address`, or off")
+	admin := addAdminFlags(fs, config.DefaultAdminListen, "admin listener `address`, or off")
 	print := fs.Bool("print", false, "print the config the flags make and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -53,7 +53,8 @@ func cmdL4(args []string, stdout, stderr io.Writer) int {
 		proto = "udp"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "admin:\n  listen: %s\npools:\n  - name: l4\n    backends:\n", strconv.Quote(*adminAddr))
+	b.WriteString(admin.section())
+	b.WriteString("pools:\n  - name: l4\n    backends:\n")
 	for _, a := range to {
 		fmt.Fprintf(&b, "      - address: %s\n", strconv.Quote(a))
 	}

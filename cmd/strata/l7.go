@@ -27,7 +27,7 @@ func cmdL7(args []string, stdout, stderr io.Writer) int {
 	lb := fs.String("lb", config.DefaultLB, "load-balancing algorithm: wrr, rr, lc, p2c, sh, maglev …")
 	healthPath := fs.String("health-path", "", "check every backend with GET `PATH` every 2s (none when empty)")
 	accessLog := fs.Bool("access-log", false, "write an access log (combined format) to stderr")
-	adminAddr := fs.String("admin", config.DefaultAdminListen, "admin listener `address`, or off")
+	admin := addAdminFlags(fs, config.DefaultAdminListen, "admin listener `address`, or off")
 	print := fs.Bool("print", false, "print the config the flags make and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -61,8 +61,8 @@ func cmdL7(args []string, stdout, stderr io.Writer) int {
 		addrs = append(addrs, host)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "admin:\n  listen: %s\npools:\n  - name: l7\n    lb: %s\n    protocol: %s\n    backends:\n",
-		strconv.Quote(*adminAddr), strconv.Quote(*lb), protocol)
+	b.WriteString(admin.section())
+	fmt.Fprintf(&b, "pools:\n  - name: l7\n    lb: %s\n    protocol: %s\n    backends:\n", strconv.Quote(*lb), protocol)
 	for _, a := range addrs {
 		fmt.Fprintf(&b, "      - address: %s\n", strconv.Quote(a))
 	}

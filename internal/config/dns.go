@@ -56,7 +56,10 @@ type DNSRegistry struct {
 	// empty reads the registry role of this process.
 	Servers []string `yaml:"servers"`
 	// Token is the access token sent to Servers for the namespaces.
-	Token string `yaml:"token"`
+	// Secrets stay out of JSON renderings of the config.
+	Token string `yaml:"token" json:"-"`
+	// TokenFile reads Token from a file that is not world-readable.
+	TokenFile string `yaml:"token_file"`
 }
 
 // TSIGKey is a shared secret for signed zone transfers (RFC 8945).
@@ -66,8 +69,11 @@ type TSIGKey struct {
 	// Algorithm is hmac-sha256 (default), hmac-sha512, hmac-sha384,
 	// hmac-sha224 or hmac-sha1.
 	Algorithm string `yaml:"algorithm"`
-	// Secret is the key in base64.
-	Secret string `yaml:"secret"`
+	// Secret is the key in base64. Secrets stay out of JSON renderings
+	// of the config.
+	Secret string `yaml:"secret" json:"-"`
+	// SecretFile reads Secret from a file that is not world-readable.
+	SecretFile string `yaml:"secret_file"`
 }
 
 // Transfer lets secondaries copy a zone with AXFR.
@@ -349,8 +355,16 @@ func dnsValidate(v *validator, pools map[string]bool) {
 		if _, ok := TSIGAlgorithms[k.Algorithm]; !ok {
 			v.errorf(kp+".algorithm", "unknown algorithm %q (want hmac-sha256, hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1)", k.Algorithm)
 		}
-		if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) < 16 {
-			v.errorf(kp+".secret", "must be at least 16 bytes in base64 (for example from: openssl rand -base64 32)")
+		switch {
+		case k.Secret != "" && k.SecretFile != "":
+			v.errorf(kp+".secret_file", "set secret or secret_file, not both")
+		case k.SecretFile != "":
+			// The file is read, and its key checked, when the role
+			// starts and on every reload (CheckTSIGSecret).
+		default:
+			if err := CheckTSIGSecret(k.Secret); err != nil {
+				v.errorf(kp+".secret", "%v", err)
+			}
 		}
 	}
 	zones := map[string]bool{}
@@ -471,11 +485,14 @@ func (v *validator) dnsRegistry(d *DNS) {
 	for i, s := range r.Servers {
 		v.addr(fmt.Sprintf("%s.servers[%d]", p, i), s, true)
 	}
+	if r.Token != "" && r.TokenFile != "" {
+		v.errorf(p+".token_file", "set token or token_file, not both")
+	}
 	if len(r.Servers) == 0 {
 		if v.c.Registry == nil {
 			v.errorf(p+".servers", "no registry to answer from: add a registry section to run one in this process, or list the servers of one")
 		}
-		if r.Token != "" {
+		if r.Token != "" || r.TokenFile != "" {
 			v.errorf(p+".token", "a token is sent to servers; the registry of this process needs none")
 		}
 	}
@@ -494,4 +511,12 @@ func (v *validator) dnsGroups(path string, gs []BalancedGroup, pools map[string]
 			v.errorf(gp+".min_healthy", "must be at least 1, got %d", g.MinHealthy)
 		}
 	}
+}
+
+// CheckTSIGSecret checks a TSIG key: at least 16 bytes, in base64.
+func CheckTSIGSecret(secret string) error {
+	if b, err := base64.StdEncoding.DecodeString(secret); err != nil || len(b) < 16 {
+		return fmt.Errorf("must be at least 16 bytes in base64 (for example from: openssl rand -base64 32)")
+	}
+	return nil
 }

@@ -93,8 +93,10 @@ type RouteSticky struct {
 	Cookie string `yaml:"cookie"`
 	// Secret signs the cookie with HMAC-SHA256. Every node of a cluster
 	// must share it; when empty a key is derived from the config and a
-	// warning logged.
-	Secret string `yaml:"secret"`
+	// warning logged. Secrets stay out of JSON renderings of the config.
+	Secret string `yaml:"secret" json:"-"`
+	// SecretFile reads Secret from a file that is not world-readable.
+	SecretFile string `yaml:"secret_file"`
 	// MaxAge is the cookie's lifetime (0s: a session cookie).
 	MaxAge Duration `yaml:"max_age"`
 	// Path is the cookie's Path attribute (default /).
@@ -272,8 +274,13 @@ func (v *validator) route(rp string, r *Route, pools map[string]bool) {
 		if s.Cookie != "" && !isToken(s.Cookie) {
 			v.errorf(rp+".sticky.cookie", "%q is not a valid cookie name", s.Cookie)
 		}
-		if s.Secret != "" && len(s.Secret) < 16 {
-			v.errorf(rp+".sticky.secret", "must be at least 16 bytes long, got %d", len(s.Secret))
+		switch {
+		case s.Secret != "" && s.SecretFile != "":
+			v.errorf(rp+".sticky.secret_file", "set secret or secret_file, not both")
+		case s.Secret != "":
+			if err := CheckStickySecret(s.Secret); err != nil {
+				v.errorf(rp+".sticky.secret", "%v", err)
+			}
 		}
 		if s.MaxAge < 0 {
 			v.errorf(rp+".sticky.max_age", "must not be negative, got %s", s.MaxAge)
@@ -462,4 +469,12 @@ func init() {
 			}
 		}
 	})
+}
+
+// CheckStickySecret checks a sticky-cookie signing secret's length.
+func CheckStickySecret(secret string) error {
+	if len(secret) < 16 {
+		return fmt.Errorf("must be at least 16 bytes long, got %d", len(secret))
+	}
+	return nil
 }

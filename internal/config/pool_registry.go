@@ -25,8 +25,11 @@ type PoolRegistry struct {
 	Clusters []string `yaml:"clusters"`
 	// Selector keeps only instances whose metadata hold every pair.
 	Selector map[string]string `yaml:"selector"`
-	// Token is the namespace's access token, when it needs one.
-	Token string `yaml:"token"`
+	// Token is the namespace's access token, when it needs one. Secrets
+	// stay out of JSON renderings of the config.
+	Token string `yaml:"token" json:"-"`
+	// TokenFile reads Token from a file that is not world-readable.
+	TokenFile string `yaml:"token_file"`
 	// Allow lists the networks (CIDRs or single addresses) an instance's
 	// address must be in to become a backend. Empty: every unicast address
 	// except loopback, link-local and unspecified ones (DefaultAllows).
@@ -124,6 +127,9 @@ func poolRegistryValidate(v *validator, _ map[string]bool) {
 			if cl == "" {
 				v.errorf(fmt.Sprintf("%s.clusters[%d]", rp, j), "cluster name must not be empty")
 			}
+		}
+		if r.Token != "" && r.TokenFile != "" {
+			v.errorf(rp+".token_file", "set token or token_file, not both")
 		}
 		for j, a := range r.Allow {
 			if _, err := ParsePrefix(a); err != nil {

@@ -47,9 +47,11 @@ type Admin struct {
 	// is impossible; "off" disables the listener.
 	Listen string `yaml:"listen"`
 	// Token is the bearer token that write calls need. Required when
-	// Listen is not a loopback address.
-	Token string `yaml:"token"`
-	// TokenFile reads the token from a file instead (first line).
+	// Listen is not a loopback address. Secrets stay out of JSON
+	// renderings of the config.
+	Token string `yaml:"token" json:"-"`
+	// TokenFile reads the token from a file that is not world-readable
+	// instead.
 	TokenFile string `yaml:"token_file"`
 	// Pprof serves /debug/pprof when true (default true when Listen is a
 	// loopback address, false otherwise). With a token set, pprof needs

@@ -3,9 +3,12 @@ package discovery
 import (
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/pkg/client"
 )
 
@@ -80,5 +83,38 @@ func TestRefusalWildcardListenerOnOwnAddress(t *testing.T) {
 	}
 	if got := Refusal(client.Instance{IP: own.String(), Port: 8081}, nil, self); got != "" {
 		t.Errorf("Refusal(%s:8081) = %q, want admitted", own, got)
+	}
+}
+
+// pools[].registry.token_file: a world-readable file is refused with an
+// error naming it; a private one is read.
+func TestTokenFile(t *testing.T) {
+	pool := newPool(t, "app")
+	for _, tc := range []struct {
+		mode os.FileMode
+		want string
+	}{{0o644, "world-readable"}, {0o600, ""}} {
+		p := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(p, []byte("ns-token\n"), tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		cfg := config.PoolRegistry{Servers: []string{"127.0.0.1:1"}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "s", TokenFile: p}
+		prov, err := Start(pool, cfg, Options{Logger: quiet})
+		if tc.want == "" {
+			if err != nil {
+				t.Fatalf("mode %04o: %v", tc.mode, err)
+			}
+			prov.Stop()
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "token_file") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("mode %04o: err = %v, want one naming token_file and %q", tc.mode, err, tc.want)
+			if prov != nil {
+				prov.Stop()
+			}
+		}
 	}
 }

@@ -69,11 +69,18 @@ func Start(pool *upstream.Pool, cfg config.PoolRegistry, opts Options) (*Provide
 		opts.Logger = slog.Default()
 	}
 	log := opts.Logger.With("pool", pool.Name(), "follows", cfg.Namespace+"/"+cfg.Group+"/"+cfg.Service)
+	token := cfg.Token
+	if cfg.TokenFile != "" {
+		var err error
+		if token, err = config.ReadSecretFile(cfg.TokenFile); err != nil {
+			return nil, fmt.Errorf("following registry service %s: token_file: %w", cfg.Service, err)
+		}
+	}
 	c, err := client.New(client.Config{
 		Servers:   cfg.Servers,
 		Namespace: cfg.Namespace,
 		Group:     cfg.Group,
-		Token:     cfg.Token,
+		Token:     token,
 		CacheDir:  cfg.CacheDir,
 		Wait:      opts.Wait,
 		Logger:    log,

@@ -46,17 +46,29 @@ func newXfrPolicy(x *config.Transfer, keys map[string]*tsigKey) (*xfrPolicy, err
 	return p, nil
 }
 
-func tsigKeys(ks []config.TSIGKey) map[string]*tsigKey {
+// tsigKeys builds the keys of the config, reading each secret_file (on
+// every build, so a reload picks up a rotated key).
+func tsigKeys(ks []config.TSIGKey) (map[string]*tsigKey, error) {
 	out := map[string]*tsigKey{}
-	for _, k := range ks {
+	for i, k := range ks {
 		alg := config.TSIGAlgorithms[k.Algorithm]
 		if alg == "" {
 			alg = dns.HmacSHA256
 		}
+		secret := k.Secret
+		if k.SecretFile != "" {
+			var err error
+			if secret, err = config.ReadSecretFile(k.SecretFile); err != nil {
+				return nil, fmt.Errorf("tsig_keys[%d].secret_file: %w", i, err)
+			}
+			if err := config.CheckTSIGSecret(secret); err != nil {
+				return nil, fmt.Errorf("tsig_keys[%d].secret_file %s: the key %w", i, k.SecretFile, err)
+			}
+		}
 		name := strings.ToLower(dns.Fqdn(k.Name))
-		out[name] = &tsigKey{name: name, alg: alg, secret: k.Secret}
+		out[name] = &tsigKey{name: name, alg: alg, secret: secret}
 	}
-	return out
+	return out, nil
 }
 
 func (p *xfrPolicy) allowed(a netip.Addr) bool {

@@ -22,7 +22,10 @@ func buildTable(dc *config.DNS, pools map[string]*upstream.Pool, stats *statsReg
 		return nil, err
 	}
 	t := &table{nodes: map[string]*node{}, views: views, maxUDP: dc.MaxUDPSize, pools: map[string]*upstream.Pool{}, zoneByName: map[string]*zone{}}
-	keys := tsigKeys(dc.TSIGKeys)
+	keys, err := tsigKeys(dc.TSIGKeys)
+	if err != nil {
+		return nil, err
+	}
 	if t.maxUDP < 512 {
 		t.maxUDP = 512
 	}

@@ -577,10 +577,19 @@ func (s *Server) serviceSource(rc *config.DNSRegistry) (func() ServiceSource, *d
 		}
 		return func() ServiceSource { return nil }, nil, nil
 	}
-	r := s.remote
-	if r == nil || !r.Same(rc.Servers, rc.Token, rc.Namespaces) {
+	// A token file is read on every reload, so that a rotated token
+	// makes a new source.
+	token := rc.Token
+	if rc.TokenFile != "" {
 		var err error
-		if r, err = discovery.NewNamespaces(rc.Servers, rc.Token, rc.Namespaces, s.log); err != nil {
+		if token, err = config.ReadSecretFile(rc.TokenFile); err != nil {
+			return nil, nil, fmt.Errorf("dns: registry.token_file: %w", err)
+		}
+	}
+	r := s.remote
+	if r == nil || !r.Same(rc.Servers, token, rc.Namespaces) {
+		var err error
+		if r, err = discovery.NewNamespaces(rc.Servers, token, rc.Namespaces, s.log); err != nil {
 			return nil, nil, fmt.Errorf("dns: registry: %w", err)
 		}
 	}

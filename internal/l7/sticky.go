@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -50,8 +51,20 @@ func newSticky(c *config.RouteSticky, listener, route string, pools []*upstream.
 	if err := config.CheckHashKey("cookie:"+s.name, true); err != nil {
 		return nil, err
 	}
-	if c.Secret != "" {
-		s.key = []byte(c.Secret)
+	secret := c.Secret
+	if c.SecretFile != "" {
+		// Read on every build of the route, so a reload picks up a
+		// rotated secret.
+		var err error
+		if secret, err = config.ReadSecretFile(c.SecretFile); err != nil {
+			return nil, fmt.Errorf("sticky.secret_file: %w", err)
+		}
+		if err := config.CheckStickySecret(secret); err != nil {
+			return nil, fmt.Errorf("sticky.secret_file %s: the secret %w", c.SecretFile, err)
+		}
+	}
+	if secret != "" {
+		s.key = []byte(secret)
 	} else {
 		// A random key per process would break stickiness across the
 		// nodes of a cluster and across restarts. A key derived from the

@@ -526,14 +526,9 @@ func adminToken(ac config.Admin) (string, error) {
 	if ac.TokenFile == "" {
 		return ac.Token, nil
 	}
-	b, err := os.ReadFile(ac.TokenFile)
+	tok, err := config.ReadSecretFile(ac.TokenFile)
 	if err != nil {
-		return "", fmt.Errorf("admin token_file: %w", err)
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	tok := string(bytes.TrimSpace(line))
-	if tok == "" {
-		return "", fmt.Errorf("admin token_file %s is empty", ac.TokenFile)
+		return "", fmt.Errorf("admin.token_file: %w", err)
 	}
 	return tok, nil
 }
