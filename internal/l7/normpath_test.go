@@ -3,6 +3,7 @@ package l7
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -304,5 +305,68 @@ func checkSent(t *testing.T, seenc chan string, want string) {
 	got := <-seenc // the response came after the backend's handler ran
 	if got != want {
 		t.Fatalf("backend was sent %q, want %q", got, want)
+	}
+}
+
+// TestNormalizedPathsHTTP2 sends the same paths over HTTP/2 (h2c by prior
+// knowledge) to a pool of HTTP/2 backends: HTTP/2 requests are routed by
+// the normalised path too, and the backend is sent it as :path.
+func TestNormalizedPathsHTTP2(t *testing.T) {
+	seenc := make(chan string, 16)
+	be := &backend{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.addr = ln.Addr().String()
+	be.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seenc <- r.Proto + " " + r.RequestURI
+		io.WriteString(w, "pool")
+	})}
+	be.srv.Protocols = new(http.Protocols)
+	be.srv.Protocols.SetUnencryptedHTTP2(true)
+	go be.srv.Serve(ln)
+	t.Cleanup(func() { be.srv.Close() })
+
+	pools := map[string]*upstream.Pool{"p": newPool(t, "p", be.addr)}
+	s := NewServer(Options{Logger: quietLogger()})
+	t.Cleanup(func() { shutdown(t, s) })
+	routes := []config.Route{
+		{PathPrefix: "/admin/", Respond: &config.RouteRespond{Status: http.StatusForbidden, Body: "denied"}},
+		{Pool: "p"},
+	}
+	cfg := &config.L7{Listeners: []config.Listener{{Listen: "127.0.0.1:0", H2C: true, Routes: routes}}}
+	if err := s.ApplyWith(cfg, pools, map[string]string{"p": "h2c"}); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + s.Addrs()[0].String()
+	c := h2cClient()
+	for _, tc := range []struct {
+		path   string
+		status int
+		sent   string
+	}{
+		{path: "/./admin/x", status: 403},
+		{path: "//admin/x", status: 403},
+		{path: "/p/../admin/x", status: 403},
+		{path: "/%61dmin/x", status: 403},
+		{path: "/%2Fadmin", status: 400},
+		{path: "/../x", status: 400},
+		{path: "/admin/../public//%7Ex%3f?q=/../", status: 200, sent: "HTTP/2.0 /public/~x%3F?q=/../"},
+	} {
+		req, err := http.NewRequest(http.MethodGet, base+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", tc.path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.Proto != "HTTP/2.0" || resp.StatusCode != tc.status {
+			t.Fatalf("GET %s: %s %d, want HTTP/2.0 %d", tc.path, resp.Proto, resp.StatusCode, tc.status)
+		}
+		checkSent(t, seenc, tc.sent)
 	}
 }
