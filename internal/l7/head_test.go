@@ -3,6 +3,8 @@ package l7
 import (
 	"bufio"
 	"bytes"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -83,7 +85,8 @@ func TestParseResponseHeadCanonicalizes(t *testing.T) {
 
 // FuzzParseResponseHead feeds arbitrary bytes to the head reader: it must
 // never panic, must stay within its size bounds, and what it accepts must
-// be self-consistent.
+// be self-consistent. Whenever net/http's http.ReadResponse accepts the
+// same first head too, the two must agree (sameAsReadResponse).
 func FuzzParseResponseHead(f *testing.F) {
 	for _, s := range []string{
 		"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\nhello",
@@ -91,13 +94,18 @@ func FuzzParseResponseHead(f *testing.F) {
 		"HTTP/1.0 304 Not Modified\nConnection: keep-alive\n\n",
 		"\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 1,1\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 404 Not Found\r\nx-request-ID: 7\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc",
+		"HTTP/1.1 200 OK\r\nConnection: close\r\nX-Empty:\r\nX-Space:  a  b \t\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+		"HTTP/1.1 200\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var h responseHead
 		br := bufio.NewReaderSize(bytes.NewReader(data), 64)
-		for range 4 { // several heads on one connection, as with 1xx
+		for i := range 4 { // several heads on one connection, as with 1xx
 			n, err := readResponseHead(br, &h)
 			if n > len(data) {
 				t.Fatalf("consumed %d of %d bytes", n, len(data))
@@ -117,10 +125,80 @@ func FuzzParseResponseHead(f *testing.F) {
 					t.Fatalf("bad field %q: %q", name, value)
 				}
 			}
+			if i == 0 {
+				sameAsReadResponse(t, data, &h)
+			}
 			// The data path turns the head into a header map; it must
 			// cope with whatever the parser accepted.
 			hdr := make(map[string][]string)
 			copyHeader(hdr, &h)
 		}
 	})
+}
+
+// sameAsReadResponse parses data with http.ReadResponse (as the answer to
+// a GET) and, when it accepts, checks that h, strata's parse of the same
+// first head, agrees on the status, every header field but those net/http
+// rewrites, and the framing.
+//
+// Where strata deliberately differs, the two are not compared: strata
+// skips empty lines before the status line (RFC 9112 §2.2), accepts a
+// Content-Length list of equal values ("3, 3", RFC 9110 §8.6), and keeps
+// Content-Length of 1xx, 204 and 304 responses as sent (they have no body
+// either way). It treats Transfer-Encoding in HTTP/1.0 as running until
+// close where net/http ignores it, and never reuses a connection after a
+// response with both Transfer-Encoding and Content-Length. net/http marks
+// a response whose body runs until close as Close, where strata's close
+// says only whether the backend asked for it (the data path sees the
+// length of -1). net/http drops Transfer-Encoding and Content-Length from
+// the header once it has framed the body, drops Connection: close, and
+// adds Cache-Control for Pragma: no-cache.
+func sameAsReadResponse(t *testing.T, data []byte, h *responseHead) {
+	t.Helper()
+	if len(data) > 0 && (data[0] == '\r' || data[0] == '\n') {
+		return
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://a/", nil)
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(data)), req)
+	if err != nil {
+		return
+	}
+	if resp.StatusCode != h.status || resp.ProtoMinor != h.minor || resp.ProtoMajor != 1 {
+		t.Fatalf("status %d HTTP/1.%d, ReadResponse's %d %s", h.status, h.minor, resp.StatusCode, resp.Proto)
+	}
+	got := http.Header{}
+	var te, cl, pragma bool
+	for _, f := range h.fields {
+		name := string(h.name(f))
+		got[name] = append(got[name], string(h.value(f)))
+		te = te || name == "Transfer-Encoding"
+		cl = cl || name == "Content-Length"
+		pragma = pragma || name == "Pragma"
+	}
+	skip := map[string]bool{"Transfer-Encoding": true, "Content-Length": true, "Connection": true, "Cache-Control": pragma}
+	for name, want := range resp.Header {
+		if !skip[name] && !slices.Equal(got[name], want) {
+			t.Fatalf("header %q = %q, ReadResponse's %q", name, got[name], want)
+		}
+	}
+	for name := range got {
+		if _, ok := resp.Header[name]; !ok && !skip[name] {
+			t.Fatalf("header %q = %q, which ReadResponse does not have", name, got[name])
+		}
+	}
+	if !slices.Equal(got["Connection"], resp.Header["Connection"]) && !slices.ContainsFunc(got["Connection"], func(v string) bool { return strings.Contains(strings.ToLower(v), "close") }) {
+		t.Fatalf("Connection %q, ReadResponse's %q", got["Connection"], resp.Header["Connection"])
+	}
+	if te && (h.minor == 0 || cl) {
+		return
+	}
+	if noBody := h.status/100 == 1 || h.status == 204 || h.status == 304; !noBody && h.contentLength != resp.ContentLength {
+		t.Fatalf("Content-Length %d, ReadResponse's %d", h.contentLength, resp.ContentLength)
+	}
+	if chunked := slices.Equal(resp.TransferEncoding, []string{"chunked"}); h.chunked != chunked {
+		t.Fatalf("chunked %v, ReadResponse's Transfer-Encoding %q", h.chunked, resp.TransferEncoding)
+	}
+	if bounded := h.contentLength >= 0 || h.chunked; bounded && h.close != resp.Close {
+		t.Fatalf("close %v, ReadResponse's %v", h.close, resp.Close)
+	}
 }
