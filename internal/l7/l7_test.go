@@ -587,14 +587,7 @@ func TestApplyRemovesListener(t *testing.T) {
 	})
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testnet.FreeAddr(t) }
 
 func TestShutdownFinishesInFlight(t *testing.T) {
 	arrived, release := make(chan struct{}), make(chan struct{})

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // clusterNode starts (or restarts) a node on a fixed HTTP address so its
@@ -44,15 +46,7 @@ func clusterNode(t *testing.T, httpAddr, raftAddr, dir string, join []string) *N
 
 func ipOf(i int) string { return fmt.Sprintf("127.%d.%d.%d", i>>16&255, i>>8&255, i&255) }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testnet.FreeAddr(t) }
 
 func register(c *http.Client, node string, i int) error {
 	b, _ := json.Marshal(map[string]any{"service": "pay", "ip": ipOf(i), "port": 80})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -13,19 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
 // freeAddr returns a loopback address with a port no one listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testnet.FreeAddr(t) }
 
 // selfConfig is one strata process with an admin listener, a registry, a
 // static pool "web" to drain, and an l7 listener whose pool "app" follows

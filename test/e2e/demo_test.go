@@ -211,18 +211,7 @@ func TestDemoChain(t *testing.T) {
 
 // freeUDPTCPPort returns a loopback address whose port was free for both
 // TCP and UDP a moment ago (the DNS server binds both).
-func freeUDPTCPPort(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		addr := freePort(t)
-		if c, err := net.ListenPacket("udp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP")
-	return ""
-}
+func freeUDPTCPPort(t *testing.T) string { return testnet.FreeUDPTCPAddr(t) }
 
 // readIntro reads the demo's stdout up to its last line of advice.
 func readIntro(t *testing.T, r io.Reader, d time.Duration) string {

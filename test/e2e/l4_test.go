@@ -39,12 +39,19 @@ func startL4(t *testing.T, adminAddr string, args ...string) *exec.Cmd {
 			t.Logf("strata l4 log:\n%s", logs.String())
 		}
 	})
-	eventually(t, 10*time.Second, "strata l4 to serve its admin API", func() bool {
-		c, err := net.Dial("tcp", adminAddr)
-		if err == nil {
-			c.Close()
+	// The admin API and the virtual service are separate listeners; the
+	// test needs both bound before it sends anything.
+	network, vip := "tcp", ""
+	for i, a := range args {
+		switch {
+		case a == "--udp":
+			network = "udp"
+		case a == "--listen" && i+1 < len(args):
+			vip = args[i+1]
 		}
-		return err == nil
+	}
+	eventually(t, 10*time.Second, "strata l4 to bind its admin API and "+network+" "+vip, func() bool {
+		return testnet.Bound("tcp", adminAddr) && (vip == "" || testnet.Bound(network, vip))
 	})
 	return cmd
 }

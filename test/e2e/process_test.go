@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 var strataBin string
@@ -111,15 +112,9 @@ func TestValidateExample(t *testing.T) {
 
 // freePort returns a loopback address that was free a moment ago. The
 // process under test must bind a fixed address from its config file.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freePort returns a loopback address below the ephemeral range, free a
+// moment ago, for a child process to bind (see testnet.FreeAddr).
+func freePort(t *testing.T) string { return testnet.FreeAddr(t) }
 
 type proc struct {
 	cmd *exec.Cmd
