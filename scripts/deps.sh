@@ -20,6 +20,8 @@ deps=(
 	"chromedriver chromium-driver"
 	"/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf fonts-liberation"
 	"ip iproute2"
+	"clang clang"
+	"/usr/include/bpf/bpf_helpers.h libbpf-dev"
 	"knotd knot"
 	"clang clang"
 	"/usr/include/bpf/bpf_helpers.h libbpf-dev"

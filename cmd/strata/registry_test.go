@@ -30,8 +30,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // registry remove-peer` through a follower removes it for good, and the
 // two left are a cluster of two that keeps taking writes.
 func TestRegistryRemovePeer(t *testing.T) {
+	// -short is a developer's explicit request for the quick tests only;
+	// make test and CI never pass it.
 	if testing.Short() {
-		t.Skip("cluster test")
+		t.Skip("-short: skipping the three-node cluster")
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	start := func(join []string) *registry.Node {

@@ -7,17 +7,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // TestObjectsMatchSources recompiles lb.c and decap.c with the very
 // commands of gen.go's go:generate lines, into a temporary directory,
 // and checks that the committed objects are what they produce: a change
-// to a .c file without "make bpf" fails here. Without clang there is
-// nothing to compare with, and the test skips (the committed objects are
-// what users and CI run).
+// to a .c file without "make bpf" fails here. It needs clang and
+// libbpf's headers (scripts/deps.sh installs both).
 func TestObjectsMatchSources(t *testing.T) {
-	if _, err := exec.LookPath("clang"); err != nil {
-		t.Skip("clang not installed: the committed BPF objects are used as they are")
+	testnet.NeedTool(t, "clang", "clang")
+	if _, err := os.Stat("/usr/include/bpf/bpf_helpers.h"); err != nil {
+		if testnet.Required() {
+			t.Fatal("libbpf's headers are not installed (Debian package libbpf-dev; scripts/deps.sh installs it)")
+		}
+		t.Skip("libbpf's headers are not installed (Debian package libbpf-dev; scripts/deps.sh installs it)")
 	}
 	src, err := os.ReadFile("gen.go")
 	if err != nil {
