@@ -681,17 +681,20 @@ func TestCurl(t *testing.T) {
 }
 
 func TestUpstreamTimeout(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	// The stream's gaps are a twentieth of the timeout, so only a stall of
+	// the whole machine for most of a second could make it look silent
+	// (with 300ms and gaps of 50ms, a loaded CI machine cut it once).
+	const timeout = time.Second
 	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/stream":
-			// Silent for less than the timeout at a time, but streaming
-			// for several times the timeout in total.
-			end := time.Now().Add(4 * timeout)
-			for i := 0; time.Now().Before(end) && i < 100; i++ {
+			// Silent for much less than the timeout at a time, but
+			// streaming for several times the timeout in total.
+			end := time.Now().Add(3 * timeout)
+			for i := 0; time.Now().Before(end) && i < 200; i++ {
 				fmt.Fprintf(w, "event %d\n", i)
 				w.(http.Flusher).Flush()
-				time.Sleep(timeout / 6)
+				time.Sleep(timeout / 20)
 			}
 		case "/stall":
 			select {
