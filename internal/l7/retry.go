@@ -194,3 +194,88 @@ func (s *Server) dialRoute(ctx context.Context, cp *connPool, rt *route) (*upCon
 	d.Timeout = rt.timeouts.connect
 	return dialWith(ctx, &d, cp) // conn.go
 }
+
+// proxy sends r to the chosen backend and, as the route's retry policy and
+// budget allow, to other backends of the same pool after a failure: the
+// retry loop. It answers the client in every case.
+func (h handler) proxy(w http.ResponseWriter, r *http.Request, rt *route, c choice, ip string, hasBody bool) {
+	pool, snap, b, key := c.pool, c.snap, c.b, c.key
+	x := exchangePool.Get().(*exchange)
+	defer releaseExchange(x)
+	x.rt, x.setCookie = rt, c.setCookie
+	pol := &rt.retry
+	rt.budget.request()
+	// A request is sent again only if its method allows it and its body,
+	// if any, is held in memory.
+	replayable := pol.attempts > 0 && pol.replayable(r.Method)
+	if replayable && hasBody {
+		rb, ok, err := bufferBody(r, pol.maxBody)
+		if err != nil {
+			h.clientBodyFailed(w, err)
+			return
+		}
+		x.replay, replayable = rb, ok
+	}
+	var triedBuf [4]*upstream.Backend
+	tried := triedBuf[:0]
+	for attempt := 0; ; attempt++ {
+		tried = append(tried, b)
+		left := attempt < pol.attempts
+		// Whether a retry would be possible decides, before the response
+		// is seen, whether a retryable status may be swallowed.
+		statusRetry := left && replayable && !pol.statuses.empty() && len(snap.Ready) > len(tried) && rt.budget.allow()
+		res, err := h.s.forward(w, r, b, ip, x, statusRetry)
+		retry := false
+		switch res {
+		case done:
+			return
+		case dialFailed:
+			// Nothing was sent, so any method may go elsewhere, and it
+			// cost no backend anything: the budget is not charged.
+			h.s.log.Warn("connecting to backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			retry = left
+		case sendFailed:
+			h.s.log.Warn("proxying to backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			retry = left && replayable && rt.budget.withdraw()
+		case timedOut:
+			h.s.log.Warn("waiting for backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			retry = left && replayable && pol.onTimeout && rt.budget.withdraw()
+		case statusFailed:
+			// The budget allowed it before the attempt; charge it now.
+			rt.budget.withdraw()
+			retry = true
+		case clientFailed:
+			h.clientBodyFailed(w, err)
+			return
+		case relayFailed:
+			h.s.log.Warn("relaying response from backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			// The status line is gone; only cutting the connection tells
+			// the client the response is incomplete.
+			panic(http.ErrAbortHandler)
+		}
+		if retry && len(tried) < cap(triedBuf) {
+			snap = pool.Snapshot()
+			if nb := another(snap, tried, key); nb != nil {
+				b = nb
+				if x.replay != nil {
+					x.replay.rewind()
+				}
+				if rt.sticky != nil {
+					x.setCookie = rt.sticky.setCookie(c.snaps, c.pi, b)
+				}
+				continue
+			}
+		}
+		switch res {
+		case timedOut:
+			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
+		case statusFailed:
+			// Unreachable: a status is swallowed only when a retry was
+			// possible; answer as the backend did if it ever happens.
+			http.Error(w, http.StatusText(x.head.status), x.head.status)
+		default:
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		}
+		return
+	}
+}
