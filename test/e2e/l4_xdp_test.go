@@ -58,11 +58,12 @@ func newXDPNet(t *testing.T) *xdpNet {
 
 // startStrata runs strata with args in the balancer's namespace and
 // returns it with its log.
-func (n *xdpNet) startStrata(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+func (n *xdpNet) startStrata(t *testing.T, args ...string) (*exec.Cmd, *lockedWriter) {
 	t.Helper()
 	var logs bytes.Buffer
+	lw := &lockedWriter{w: &logs}
 	cmd := n.lb.Cmd(append([]string{strataBin}, args...)...)
-	cmd.Stderr = &lockedWriter{w: &logs}
+	cmd.Stderr = lw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +71,17 @@ func (n *xdpNet) startStrata(t *testing.T, args ...string) (*exec.Cmd, *bytes.Bu
 		cmd.Process.Kill()
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("strata log:\n%s", logs.String())
+			t.Logf("strata log:\n%s", logText(lw))
 		}
 	})
-	return cmd, &logs
+	return cmd, lw
+}
+
+// logText reads what a process wrote to lw so far.
+func logText(lw *lockedWriter) string {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return lw.w.(*bytes.Buffer).String()
 }
 
 // curlVIP fetches http://VIP/ from the client.
@@ -162,7 +170,7 @@ l4:
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd, _ := n.startStrata(t, "run", "-c", path)
+	cmd, logs := n.startStrata(t, "run", "-c", path)
 	eventually(t, 10*time.Second, "curl through the VIP", func() bool {
 		_, err := n.curlVIP()
 		return err == nil
@@ -271,6 +279,55 @@ l4:
 		c.c.Close()
 		if c.real != "r2" {
 			t.Fatalf("a new connection went to %s after r1 failed its check", c.real)
+		}
+	}
+
+	// A reload (SIGHUP) keeps the program, its connection table and its
+	// counters: the same program stays attached, r2's connections go on,
+	// and the counters do not start again from 0.
+	progID := func() string {
+		out := n.lb.Run(t, "ip", "-d", "link", "show", "eth0")
+		i := strings.Index(out, "prog/xdp id ")
+		if i < 0 {
+			t.Fatalf("no XDP program on eth0:\n%s", out)
+		}
+		return strings.Fields(out[i+len("prog/xdp id "):])[0]
+	}
+	webConns := func() uint64 {
+		if err := json.Unmarshal(n.admin(t, "/api/v1/l4/services"), &svcs); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range svcs {
+			if s.Name == "web" {
+				return s.Stats.Conns
+			}
+		}
+		t.Fatal("no service web")
+		return 0
+	}
+	id, before := progID(), webConns()
+	// A changed file, so that the reload applies it (an unchanged one is
+	// skipped): r2 weighs twice r1 in web.
+	conf = strings.Replace(conf, `{name: r2, address: "`+xdpSubnet+`12:80"}`, `{name: r2, address: "`+xdpSubnet+`12:80", weight: 2}`, 1)
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, 10*time.Second, "the reload", func() bool { return strings.Contains(logText(logs), "config reloaded") })
+	if got := progID(); got != id {
+		t.Fatalf("the reload replaced the XDP program (id %s, then %s)", id, got)
+	}
+	if after := webConns(); after < before {
+		t.Fatalf("the reload reset the kernel's counters: %d flows, then %d", before, after)
+	}
+	for _, c := range open {
+		if c.real != "r2" {
+			continue
+		}
+		msg := "after the reload\n"
+		c.c.Write([]byte(msg))
+		if got, err := c.r.ReadString('\n'); err != nil || got != msg {
+			t.Fatalf("an established connection broke across the reload: %q, %v", got, err)
 		}
 	}
 	n.stopAndCheckDetached(t, cmd)
