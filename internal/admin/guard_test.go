@@ -3,7 +3,9 @@ package admin
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/strata-lb/strata/internal/upstream"
@@ -146,5 +148,23 @@ func TestRedactArgs(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
 			t.Errorf("redactArgs(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// Options.Relayed names peers that are this process's own connections to
+// a backend; their writes are refused, with or without a token.
+func TestRelayedWriteRefused(t *testing.T) {
+	var relayed atomic.Bool
+	f := newFixture(t, func(o *Options) {
+		o.Relayed = func(netip.AddrPort) bool { return relayed.Load() }
+	})
+	relayed.Store(true)
+	r := do(t, http.MethodPost, f.base+"/api/v1/pools/web/backends/a/drain", "", nil)
+	if r.status != http.StatusForbidden || f.web.Snapshot().Lookup("a").State != upstream.StateUp {
+		t.Errorf("relayed drain = %d %s, want 403 and a still up", r.status, r.body)
+	}
+	relayed.Store(false)
+	if r := do(t, http.MethodPost, f.base+"/api/v1/pools/web/backends/a/drain", "", nil); r.status != http.StatusOK {
+		t.Errorf("direct drain = %d %s, want 200", r.status, r.body)
 	}
 }

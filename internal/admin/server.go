@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -65,6 +66,11 @@ type Options struct {
 	Version string
 	// Logger receives a line for every write; slog.Default() when nil.
 	Logger *slog.Logger
+	// Relayed reports whether a peer address is the local end of one of
+	// this process's own connections to a backend (an l4 service
+	// relaying a client's bytes). Writes from such a peer are refused:
+	// they come from whoever reached the data plane. Nil: none is.
+	Relayed func(peer netip.AddrPort) bool
 }
 
 // Timeouts and limits of the listener. The admin API answers from memory,

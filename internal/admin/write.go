@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/strata-lb/strata/internal/upstream"
@@ -32,6 +33,14 @@ func (s *Server) write(h http.HandlerFunc) http.Handler {
 		if h := forwardedBy(r); h != "" {
 			s.refuse(w, r, http.StatusForbidden, fmt.Sprintf("writes through a proxy are refused (the request carries %s); send them to the admin listener directly", h))
 			return
+		}
+		// An l4 service relays bytes and adds no field; the peer is then
+		// this very process's own connection to a backend.
+		if s.opts.Relayed != nil {
+			if peer, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && s.opts.Relayed(peer) {
+				s.refuse(w, r, http.StatusForbidden, "writes relayed by this process's own l4 service are refused; send them to the admin listener directly")
+				return
+			}
 		}
 		if s.authorized(w, r) {
 			h(w, r)

@@ -23,12 +23,16 @@ var stateNames = [...]string{"ESTABLISHED", "FIN_WAIT", "UDP", "CLOSE"}
 // counters are atomics because the two directions update them while the
 // admin API reads them.
 type conn struct {
-	id      uint64
-	proto   string
-	svc     *service
-	dest    *destStats
-	client  netip.AddrPort
-	vip     netip.AddrPort
+	id     uint64
+	proto  string
+	svc    *service
+	dest   *destStats
+	client netip.AddrPort
+	vip    netip.AddrPort
+	// local is the local address of a TCP connection's socket to the
+	// backend, so that a listener of this process can tell a request
+	// that l4 relayed to it (Server.Relays).
+	local   netip.AddrPort
 	backend *upstream.Backend
 	start   int64 // unix nanoseconds
 	last    atomic.Int64
@@ -140,4 +144,16 @@ func (c *conn) status(now time.Time) ConnStatus {
 		BytesIn:        c.in.Load(),
 		BytesOut:       c.out.Load(),
 	}
+}
+
+// relays reports whether a live TCP connection's socket to its backend
+// has the local address ap.
+func (t *connTable) relays(ap netip.AddrPort) bool {
+	found := false
+	t.each(func(c *conn) {
+		if c.proto == "tcp" && c.local.Port() == ap.Port() && c.local.Addr().Unmap() == ap.Addr() {
+			found = true
+		}
+	})
+	return found
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"sync"
@@ -265,6 +266,16 @@ func listen(key, proto, addr string) (*listener, error) {
 		return nil, fmt.Errorf("unknown protocol %q", proto)
 	}
 	return l, nil
+}
+
+// Relays reports whether a connection from ap is one of this server's own
+// connections to a backend: a client's bytes that l4 is relaying. The
+// admin listener asks before it obeys a write, because through an l4
+// service whose backend is the admin listener any client could otherwise
+// write from a loopback peer. The connection table is scanned, so this is
+// for rare calls, not for a data path.
+func (s *Server) Relays(ap netip.AddrPort) bool {
+	return s.conns.relays(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 }
 
 // Addrs returns the bound addresses of the named service's sockets, for

@@ -140,7 +140,7 @@ func (s *Server) handleTCP(svc *service, cc *net.TCPConn, client netip.AddrPort)
 	}
 	now := time.Now().UnixNano()
 	d := svc.counters.dest(b)
-	c := &conn{proto: "tcp", svc: svc, dest: d, client: client, vip: vip, backend: b, start: now}
+	c := &conn{proto: "tcp", svc: svc, dest: d, client: client, vip: vip, local: addrPortOf(bc.LocalAddr()), backend: b, start: now}
 	c.last.Store(now)
 	p := &tcpPair{srv: s, c: c, client: cc, backend: bc, clientW: cw, backW: newWaiter(brc)}
 	c.closer = p.abort

@@ -123,3 +123,13 @@ func appendHostPort(out []netip.AddrPort, hostport string) []netip.AddrPort {
 	}
 	return out
 }
+
+// relayed reports whether peer is the local end of a connection that this
+// process's l4 role opened to a backend: a write arriving from there was
+// sent by a client of the data plane, not by an operator.
+func (s *Supervisor) relayed(peer netip.AddrPort) bool {
+	if l4 := s.L4(); l4 != nil {
+		return l4.Relays(peer)
+	}
+	return false
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -222,5 +223,51 @@ func TestListenersOfConfig(t *testing.T) {
 	}
 	if !slices.Equal(gs, want) {
 		t.Errorf("appendHostPort = %v, want %v", gs, want)
+	}
+}
+
+// An l4 service relays bytes and adds no proxy field: a write it relays to
+// this process's own admin listener arrives from a loopback peer with
+// whatever Host the client wrote. The admin listener recognises the peer
+// as l4's own connection to a backend and refuses; the same write sent
+// directly is obeyed.
+func TestNoAdminWriteThroughOwnL4(t *testing.T) {
+	adminAddr := freeAddr(t)
+	conf := fmt.Sprintf(`admin:
+  listen: %s
+pools:
+  - name: web
+    backends: [{name: w1, address: 192.0.2.1:80}]
+  - name: loop
+    backends: [{address: %s}]
+l4:
+  services:
+    - name: edge
+      listen: 127.0.0.1:0
+      pool: loop
+`, adminAddr, adminAddr)
+	sup, _ := startSupervisor(t, conf)
+	web := poolNamed(sup, "web")
+	l4Addr := sup.L4().Addrs("edge")[0].String()
+
+	raw := func(addr string) string {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "POST /api/v1/pools/web/backends/w1/drain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	if got := raw(l4Addr); !strings.HasPrefix(got, "HTTP/1.1 403") || !strings.Contains(got, "relayed by this process") {
+		t.Errorf("drain through l4 answered %.200q, want 403", got)
+	}
+	if st := web.Snapshot().Lookup("w1").State; st != upstream.StateUp {
+		t.Fatalf("w1 is %v after a drain relayed by l4", st)
+	}
+	if got := raw(adminAddr); !strings.HasPrefix(got, "HTTP/1.1 200") || web.Snapshot().Lookup("w1").State != upstream.StateDraining {
+		t.Errorf("direct drain answered %.100q, w1 %v; want 200 and draining", got, web.Snapshot().Lookup("w1").State)
 	}
 }

@@ -476,6 +476,7 @@ func (s *Supervisor) applyAdmin(ac config.Admin) error {
 			Registry: s.reg,
 			Version:  s.opts.Version,
 			Logger:   s.log.With("role", "admin"),
+			Relayed:  s.relayed,
 		})
 		if err != nil {
 			return fmt.Errorf("admin: %w", err)
