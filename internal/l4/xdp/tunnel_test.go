@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,11 +24,15 @@ type tunNet struct {
 	client, lb, router *testnet.Netns
 	reals              map[string]*testnet.Netns
 	addrs              map[string]string
+	addrs6             map[string]string
 	decaps             map[string]*Decap
 	dp                 *Dataplane
 }
 
-const tunVIP = "10.252.0.100"
+const (
+	tunVIP  = "10.252.0.100"
+	tunVIP6 = "fd00:252::100"
+)
 
 func newTunNet(t *testing.T) *tunNet {
 	t.Helper()
@@ -35,21 +40,28 @@ func newTunNet(t *testing.T) *tunNet {
 	testnet.NeedTool(t, "ip", "iproute2")
 	front := testnet.NewBridge(t, "tf")
 	back := testnet.NewBridge(t, "tb")
-	n := &tunNet{reals: map[string]*testnet.Netns{}, addrs: map[string]string{}, decaps: map[string]*Decap{}}
+	n := &tunNet{reals: map[string]*testnet.Netns{}, addrs: map[string]string{}, addrs6: map[string]string{}, decaps: map[string]*Decap{}}
 	n.router = testnet.NewNetns(t, "trt")
 	front.Plug(t, n.router, "eth0")
 	back.Plug(t, n.router, "eth1")
 	n.router.Run(t, "ip", "addr", "add", "10.252.0.254/24", "dev", "eth0")
 	n.router.Run(t, "ip", "addr", "add", "10.252.1.254/24", "dev", "eth1")
-	n.router.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	n.router.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	n.router.Run(t, "ip", "addr", "add", "fd00:252::fe/64", "dev", "eth0", "nodad")
+	n.router.Run(t, "ip", "addr", "add", "fd00:252:1::fe/64", "dev", "eth1", "nodad")
 	n.client = testnet.NewNetns(t, "tc")
 	front.Plug(t, n.client, "eth0")
 	n.client.Run(t, "ip", "addr", "add", "10.252.0.1/24", "dev", "eth0")
+	n.client.Run(t, "ip", "addr", "add", "fd00:252::1/64", "dev", "eth0", "nodad")
+	n.client.Run(t, "ip", "route", "add", "fd00:252:1::/64", "via", "fd00:252::fe")
 	n.lb = testnet.NewNetns(t, "tlb")
 	front.Plug(t, n.lb, "eth0")
 	n.lb.Run(t, "ip", "addr", "add", "10.252.0.2/24", "dev", "eth0")
 	n.lb.Run(t, "ip", "addr", "add", tunVIP+"/32", "dev", "eth0")
 	n.lb.Run(t, "ip", "route", "add", "10.252.1.0/24", "via", "10.252.0.254")
+	n.lb.Run(t, "ip", "addr", "add", "fd00:252::2/64", "dev", "eth0", "nodad")
+	n.lb.Run(t, "ip", "addr", "add", tunVIP6+"/128", "dev", "eth0", "nodad")
+	n.lb.Run(t, "ip", "route", "add", "fd00:252:1::/64", "via", "fd00:252::fe")
 	for i, name := range []string{"r1", "r2"} {
 		ns := testnet.NewNetns(t, "t"+name)
 		back.Plug(t, ns, "eth0")
@@ -57,6 +69,9 @@ func newTunNet(t *testing.T) *tunNet {
 		ns.Run(t, "ip", "addr", "add", ip+"/24", "dev", "eth0")
 		ns.Run(t, "ip", "route", "add", "default", "via", "10.252.1.254")
 		ns.Run(t, "ip", "addr", "add", tunVIP+"/32", "dev", "lo")
+		ns.Run(t, "ip", "addr", "add", fmt.Sprintf("fd00:252:1::%x/64", 0x11+i), "dev", "eth0", "nodad")
+		ns.Run(t, "ip", "route", "add", "default", "via", "fd00:252:1::fe")
+		ns.Run(t, "ip", "addr", "add", tunVIP6+"/128", "dev", "lo", "nodad")
 		// The decapsulated packet arrives on eth0 for an address of lo;
 		// loose reverse-path filtering accepts it.
 		ns.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0")
@@ -73,6 +88,7 @@ func newTunNet(t *testing.T) *tunNet {
 		}
 		t.Cleanup(func() { dc.Close() })
 		n.reals[name], n.addrs[name], n.decaps[name] = ns, ip, dc
+		n.addrs6[name] = fmt.Sprintf("fd00:252:1::%x", 0x11+i)
 	}
 	if err := n.lb.Do(func() (err error) {
 		if n.dp, err = New(Options{}); err != nil {
@@ -159,6 +175,29 @@ func TestTunnel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+		}
+	})
+
+	t.Run("ipv6 in ipv6", func(t *testing.T) {
+		p := upstream.NewPool("t6", upstream.Options{})
+		t.Cleanup(p.Close)
+		setPool(t, p, map[string]string{
+			"r1": net.JoinHostPort(n.addrs6["r1"], fmt.Sprint(httpPort)),
+			"r2": net.JoinHostPort(n.addrs6["r2"], fmt.Sprint(httpPort)),
+		}, map[string]int{"r1": 1, "r2": 1})
+		key := ServiceKey{Addr: netipAddrPort(tunVIP6, httpPort), Proto: unix.IPPROTO_TCP}
+		if err := n.lb.Do(func() error { return n.dp.SetService(key, Tunnel, p.Snapshot()) }); err != nil {
+			t.Fatal(err)
+		}
+		if pend := n.dp.Pending(key); pend != 0 {
+			t.Fatalf("%d reals without a next hop", pend)
+		}
+		seen := map[string]int{}
+		for i := 0; i < 12; i++ {
+			seen[n.client.Run(t, curl, "-sS", "--max-time", "5", "-g", "http://["+tunVIP6+"]/")]++
+		}
+		if seen["r1"] == 0 || seen["r2"] == 0 || len(seen) != 2 {
+			t.Fatalf("answers through the IPv6 tunnel: %v", seen)
 		}
 	})
 
