@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -133,9 +132,8 @@ type soakChain struct {
 	started time.Time
 	passes  int
 
-	mu    sync.Mutex
-	evs   []string
-	ports map[int]bool // given out by port
+	mu  sync.Mutex
+	evs []string
 }
 
 func newSoakChain(t *testing.T) *soakChain {
@@ -179,9 +177,9 @@ func (c *soakChain) start() {
 	c.started = time.Now()
 	var raft, admins []string
 	for range 3 {
-		c.regHTTP = append(c.regHTTP, c.port(false))
-		raft = append(raft, c.port(false))
-		admins = append(admins, c.port(false))
+		c.regHTTP = append(c.regHTTP, freePort(t))
+		raft = append(raft, freePort(t))
+		admins = append(admins, freePort(t))
 	}
 	// Data on disk, so that a killed node restarted on its directory
 	// rejoins the cluster by itself, as a production node does.
@@ -220,16 +218,16 @@ registry:
 	})
 
 	for i := range 4 {
-		addr := c.port(false)
+		addr := freePort(t)
 		p := newSoakProc(t, fmt.Sprintf("app-%d", i+1), addr, c.appBin, "-name", fmt.Sprintf("app-%d", i+1), "-listen", addr,
 			"-registry", strings.Join(c.regHTTP, ","), "-service", "web")
 		c.apps = append(c.apps, p)
 		p.start(soakRegistered)
 	}
 
-	c.dnsAddr, c.vip = c.port(true), c.port(false)
+	c.dnsAddr, c.vip = freeUDPTCPPort(t), freePort(t)
 	for i, name := range []string{"l7-a", "l7-b"} {
-		addr, admin := c.port(false), c.port(false)
+		addr, admin := freePort(t), freePort(t)
 		c.l7Addr, c.l7Admin = append(c.l7Addr, addr), append(c.l7Admin, admin)
 		path := filepath.Join(c.dir, name+".yaml")
 		c.l7Conf = append(c.l7Conf, path)
@@ -241,7 +239,7 @@ registry:
 		p.start(soakStarted)
 	}
 
-	edgeAdmin := c.port(false)
+	edgeAdmin := freePort(t)
 	conf := fmt.Sprintf(`admin:
   listen: %s
 shutdown_timeout: 2s
@@ -314,6 +312,9 @@ pools:
     registry:
       servers: [%s]
       service: web
+      # The app instances run on loopback, which a registry pool leaves
+      # out unless told otherwise.
+      allow: [127.0.0.0/8]
     # The node checks the instances itself too: a killed instance is out
     # within about a second, before the registry's heartbeats expire.
     health:
@@ -449,7 +450,7 @@ func (c *soakChain) extraInstances() {
 	t := c.t
 	var extra []*soakProc
 	for i := range 2 {
-		addr := c.port(false)
+		addr := freePort(t)
 		name := fmt.Sprintf("extra-%d", i+1)
 		p := newSoakProc(t, name, addr, c.appBin, "-name", name, "-listen", addr, "-registry", strings.Join(c.regHTTP, ","), "-service", "web")
 		p.start(soakRegistered)
@@ -723,52 +724,6 @@ func indexOf(list []string, s string) int {
 		}
 	}
 	return -1
-}
-
-// port returns a loopback address for a process of the chain, with a port
-// below the kernel's ephemeral range. A port from that range (what
-// listening on port 0 gives) can be taken as the local port of any outgoing
-// connection while its process is down for a restart, and the soak opens
-// a hundred connections a second: a long soak then fails to restart a
-// process on "address already in use". udp asks for a port free for UDP
-// as well (the DNS server binds both).
-func (c *soakChain) port(udp bool) string {
-	t := c.t
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		fmt.Sscan(string(b), &low)
-	}
-	if low <= 11000 {
-		t.Fatalf("the ephemeral port range starts at %d, leaving no room below it", low)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ports == nil {
-		c.ports = map[int]bool{}
-	}
-	for range 1000 {
-		port := 10000 + rand.IntN(low-10000)
-		if c.ports[port] {
-			continue
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		if udp {
-			pc, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				continue
-			}
-			pc.Close()
-		}
-		c.ports[port] = true
-		return addr
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
 }
 
 // soakCluster is what a registry node says of its cluster.
