@@ -137,7 +137,10 @@ func TestClusterFailover(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "registrations before the kill", func() bool {
+	// Each registration is a Raft commit on three nodes; under -race on a
+	// loaded machine 200 of them took more than 10 s, so the deadline is
+	// generous (the condition usually holds within 2 s).
+	waitFor(t, 30*time.Second, "registrations before the kill", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) >= 200
