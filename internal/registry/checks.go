@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/internal/health"
@@ -30,6 +31,7 @@ type checker struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc // the running monitor, while leading
 	done   chan struct{}
+	synced time.Time // when the pool was last brought up to the store
 }
 
 func newChecker(n *Node, o CheckOptions) *checker {
@@ -57,8 +59,16 @@ func (c *checker) tick() {
 	defer c.mu.Unlock()
 	if c.pool == nil {
 		c.pool = newPersistentPool(c.n)
+		c.synced = time.Time{}
 	}
-	c.pool.sync(c.n.store)
+	// The walk over the store is done once per check interval, as a round
+	// of checks was before the monitor: a new persistent instance is
+	// checked within an interval, and a store of 100k ephemeral instances
+	// is not walked on every sweep for the few persistent ones.
+	if now := time.Now(); now.Sub(c.synced) >= c.opts.Interval {
+		c.synced = now
+		c.pool.sync(c.n.store)
+	}
 	if c.cancel != nil {
 		return
 	}
