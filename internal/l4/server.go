@@ -344,7 +344,8 @@ func (s *Server) closeAll() {
 	}
 }
 
-// estimate computes rates every EstimateEvery, as LVS's estimator does.
+// estimate computes rates every EstimateEvery, as LVS's estimator does,
+// and forgets the counters of backends that have left (svcCounters.prune).
 func (s *Server) estimate() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.opts.EstimateEvery)
@@ -357,6 +358,7 @@ func (s *Server) estimate() {
 		case <-t.C:
 		}
 		for _, svc := range *s.services.Load() {
+			svc.counters.prune(svc.pool.Snapshot())
 			svc.counters.estimate(secs)
 			svc.counters.dests.Range(func(_, v any) bool {
 				v.(*destStats).estimate(secs)

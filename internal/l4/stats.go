@@ -86,6 +86,25 @@ func (s *svcCounters) dest(b *upstream.Backend) *destStats {
 	return d.(*destStats)
 }
 
+// prune forgets the counters of backends that left the service's pool and
+// hold no connection any more, so that a pool following a registry, whose
+// backends come and go, does not leave a destStats behind for each. A
+// backend that comes back starts from zero, as LVS's does when a real
+// server is deleted and added again.
+func (s *svcCounters) prune(snap *upstream.Snapshot) {
+	in := make(map[string]bool, len(snap.All))
+	for _, b := range snap.All {
+		in[b.Name] = true
+	}
+	s.dests.Range(func(k, v any) bool {
+		d := v.(*destStats)
+		if !in[k.(string)] && d.active.Load() == 0 && d.inactive.Load() == 0 {
+			s.dests.Delete(k)
+		}
+		return true
+	})
+}
+
 // ServiceStatus is one virtual service with its backends, as GET
 // /api/v1/l4/services and strata ctl services show it (ipvsadm -Ln
 // --stats --rate).

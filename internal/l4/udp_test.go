@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -226,4 +227,42 @@ func TestUDPFloodBounded(t *testing.T) {
 				ports, elapsed.Round(time.Millisecond), maxSessions.Load(), maxFDs.Load()-int64(fdBase), tc.reason, st.Drops[tc.reason], asked+1, good.resends)
 		})
 	}
+}
+
+// TestDepartedBackendsLeaveNoCounters: a pool whose backends churn, as a
+// registry-fed one does, leaves no per-backend counters behind once its
+// backends have gone and hold no connection.
+func TestDepartedBackendsLeaveNoCounters(t *testing.T) {
+	pool := newPool(t, "rr", namedBackend(t, "a"))
+	s, err := NewServer(Options{Logger: slog.New(slog.DiscardHandler), EstimateEvery: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(&config.L4{Services: []config.L4Service{svcConfig("web", "tcp", nil)}}, map[string]*upstream.Pool{"app": pool}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	dests := func() int {
+		n := 0
+		(*s.services.Load())[0].counters.dests.Range(func(_, _ any) bool { n++; return true })
+		return n
+	}
+	_, held := dialName(t, addrOf(t, s, "web")) // a connection to b0, which leaves too
+	specs := make([]upstream.Spec, 10000)
+	for i := range specs {
+		specs[i] = upstream.Spec{Name: fmt.Sprint("r", i), Addr: fmt.Sprintf("127.0.0.1:%d", 10000+i), Weight: 1}
+	}
+	if err := pool.Update(specs); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Services()[0].Backends); n != 10000 { // makes their counters
+		t.Fatalf("%d backends listed, want 10000", n)
+	}
+	if err := pool.Update(specs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	// b0 keeps its counters while its connection lives.
+	eventually(t, "the departed backends' counters to go", func() bool { return dests() == 2 })
+	held.Close()
+	eventually(t, "the last departed backend's counters to go", func() bool { return dests() == 1 })
 }

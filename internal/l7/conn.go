@@ -316,6 +316,24 @@ func (t *transport) forget(addrs []string) {
 	t.pools.Store(&m)
 }
 
+// retain closes and forgets the connection pools of addresses not in live,
+// so that backends that left every pool (a registry deregistration) give
+// their idle connections back at once rather than at the reaper's next
+// pass. A request still holding such a pool closes its connection when it
+// ends, as after reap.
+func (t *transport) retain(live map[string]bool) {
+	var gone []string
+	for addr, p := range *t.pools.Load() {
+		if !live[addr] {
+			p.closeAll()
+			gone = append(gone, addr)
+		}
+	}
+	if len(gone) > 0 {
+		t.forget(gone)
+	}
+}
+
 // close stops the reaper and closes every idle connection; connections in
 // use are closed by their requests when they finish.
 func (t *transport) close() {

@@ -13,7 +13,9 @@ import (
 // Prometheus metrics of the l7 role. Counters are resolved to their label
 // values once — per route when Apply builds a table, per backend the first
 // time it answers — so a request updates a counter and a histogram through
-// pointers it already holds and never looks labels up.
+// pointers it already holds and never looks labels up. A backend's series
+// are deleted once it has left its pool (sweepBackendsLocked), so pools
+// that follow a registry do not accumulate them.
 //
 // Per-backend requests, failures, in-flight requests and passive ejections
 // are exported by the admin package from the pools' own counters
@@ -31,6 +33,14 @@ type metrics struct {
 
 	mu       sync.Mutex
 	backends atomic.Pointer[map[*upstream.Stats]*backendMetrics]
+	// pools are the pools of the last Apply, whose backends are the ones
+	// that keep their series (under mu); swept is the number of backends
+	// with series after the last sweep (sweepBackendsLocked).
+	pools map[string]*upstream.Pool
+	swept int
+	// retainAddrs, when set, is told the backend addresses still in the
+	// pools after each sweep (transport.retain).
+	retainAddrs func(live map[string]bool)
 	// routes are the (listener, route) pairs that have series, so that a
 	// reload can delete those of routes it removed (under mu).
 	routes map[routeKey]struct{}
@@ -95,7 +105,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	empty := map[*upstream.Stats]*backendMetrics{}
 	m.backends.Store(&empty)
 	if reg != nil {
-		reg.MustRegister(m.routeRequests, m.routeDuration, m.routeRetries, m.backendResps, m.backendDur,
+		reg.MustRegister(m.routeRequests, m.routeDuration, m.routeRetries, backendCollector{m},
 			m.connsActive, m.connsTotal, m.tunnels)
 	}
 	return m
@@ -149,8 +159,9 @@ func (m *metrics) retainRoutes(keep map[routeKey]struct{}) {
 
 // backendMetrics are one backend's resolved series.
 type backendMetrics struct {
-	responses [len(statusClasses)]prometheus.Counter
-	duration  prometheus.Observer
+	pool, name string
+	responses  [len(statusClasses)]prometheus.Counter
+	duration   prometheus.Observer
 }
 
 // forBackend returns b's series, resolving them the first time. Backends
@@ -166,7 +177,14 @@ func (m *metrics) forBackend(b *upstream.Backend) *backendMetrics {
 	if bm := old[b.Stats]; bm != nil {
 		return bm
 	}
-	bm := &backendMetrics{duration: m.backendDur.WithLabelValues(b.Pool, b.Name)}
+	if len(old) >= 2*max(m.swept, 64) {
+		// Backends come and go with registry-fed pools: sweeping each
+		// time the map has doubled keeps it, and the series, within
+		// twice the backends that are still there, at a constant cost
+		// per backend added.
+		old = m.sweepBackendsLocked()
+	}
+	bm := &backendMetrics{pool: b.Pool, name: b.Name, duration: m.backendDur.WithLabelValues(b.Pool, b.Name)}
 	for i, c := range statusClasses {
 		bm.responses[i] = m.backendResps.WithLabelValues(b.Pool, b.Name, c)
 	}
@@ -195,4 +213,71 @@ func (m *metrics) observe(rm *routeMetrics, b *upstream.Backend, status int, d t
 		bm.responses[ci].Inc()
 		bm.duration.Observe(sec)
 	}
+}
+
+// setPools records the pools of an Apply and drops the series of backends
+// that are in none of them any more.
+func (m *metrics) setPools(pools map[string]*upstream.Pool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pools = pools
+	m.sweepBackendsLocked()
+}
+
+// sweepBackendsLocked deletes the series of every backend that left its
+// pool (a registry deregistration, a reload), so that /metrics and the
+// map of resolved series do not grow with every backend ever seen. A
+// backend is kept while its Stats are in a current pool's snapshot; the
+// series of a name that came back under new Stats (a pool rebuilt by a
+// reload) are kept too, since the two share their labels. A request in
+// flight to a departed backend may bring its series back when it ends;
+// the next sweep takes them again.
+func (m *metrics) sweepBackendsLocked() map[*upstream.Stats]*backendMetrics {
+	type label struct{ pool, name string }
+	liveStats := map[*upstream.Stats]bool{}
+	liveNames := map[label]bool{}
+	liveAddrs := map[string]bool{}
+	for _, p := range m.pools {
+		for _, b := range p.Snapshot().All {
+			liveStats[b.Stats] = true
+			liveNames[label{b.Pool, b.Name}] = true
+			liveAddrs[b.Addr] = true
+		}
+	}
+	if m.retainAddrs != nil {
+		m.retainAddrs(liveAddrs)
+	}
+	old := *m.backends.Load()
+	next := make(map[*upstream.Stats]*backendMetrics, len(old))
+	for k, bm := range old {
+		if liveStats[k] {
+			next[k] = bm
+			continue
+		}
+		if !liveNames[label{bm.pool, bm.name}] {
+			l := prometheus.Labels{"pool": bm.pool, "backend": bm.name}
+			m.backendResps.DeletePartialMatch(l)
+			m.backendDur.Delete(l)
+		}
+	}
+	m.backends.Store(&next)
+	m.swept = len(next)
+	return next
+}
+
+// backendCollector exports the per-backend series, swept first so that a
+// scrape never shows a backend that has left.
+type backendCollector struct{ m *metrics }
+
+func (c backendCollector) Describe(ch chan<- *prometheus.Desc) {
+	c.m.backendResps.Describe(ch)
+	c.m.backendDur.Describe(ch)
+}
+
+func (c backendCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	c.m.sweepBackendsLocked()
+	c.m.mu.Unlock()
+	c.m.backendResps.Collect(ch)
+	c.m.backendDur.Collect(ch)
 }

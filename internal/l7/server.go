@@ -147,6 +147,7 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.Registry != nil {
 		opts.Registry.MustRegister(limitsCollector{s}) // limits.go
+		m.retainAddrs = s.tr.retain
 	}
 	return s
 }
@@ -283,6 +284,9 @@ func (s *Server) ApplyWith(cfg *config.L7, pools map[string]*upstream.Pool, prot
 		s.h2.Store(&h2next)
 	}
 	closeH2(h2unused)
+	if s.metrics != nil {
+		s.metrics.setPools(pools) // drops the series of backends gone with old pools
+	}
 	applied = true
 	for k, a := range s.logs {
 		if logs.next[k] != a {
