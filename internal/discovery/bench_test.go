@@ -3,6 +3,7 @@ package discovery
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"testing"
@@ -24,6 +25,28 @@ func BenchmarkSpecs(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Specs(ins, cfg)
+	}
+}
+
+// BenchmarkAdmit measures the address checks of a registry answer of 100
+// instances, with an allow list and the listeners of a process that has
+// one on every address (which reads the machine's addresses once per
+// answer).
+func BenchmarkAdmit(b *testing.B) {
+	ins := make([]client.Instance, 100)
+	for i := range ins {
+		ins[i] = client.Instance{IP: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), Port: 8080, Healthy: true, Enabled: true}
+	}
+	p := &Provider{
+		log:   quiet,
+		allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		self: func() []netip.AddrPort {
+			return []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9901"), netip.MustParseAddrPort("0.0.0.0:8080")}
+		},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.admit(ins)
 	}
 }
 

@@ -186,9 +186,12 @@ func Refusal(in client.Instance, allow []netip.Prefix, self func(netip.AddrPort)
 	if in.Port <= 0 || in.Port > 65535 {
 		return "no valid port"
 	}
+	if a.IsUnspecified() || a.IsMulticast() {
+		return "an unspecified or multicast address is never a backend"
+	}
 	if !config.AddrAllowed(a, allow) {
 		if len(allow) == 0 {
-			return "outside the default allow (loopback, link-local, unspecified and multicast addresses are refused; set pools[].registry.allow)"
+			return "outside the default allow (loopback and link-local addresses are refused; set pools[].registry.allow)"
 		}
 		return "outside pools[].registry.allow"
 	}
