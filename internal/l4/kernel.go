@@ -249,9 +249,10 @@ func (k *kernelPlane) status() []ServiceStatus {
 			if status == "up" && !r.InTable {
 				status = "unresolved" // ready, but its MAC is not known yet
 			}
+			inTable := r.InTable
 			ss.Backends = append(ss.Backends, BackendStats{
 				Name: b.Name, Address: b.Addr, Status: status, Weight: b.Weight,
-				EffectiveWeight: b.EffectiveWeight, Stats: kernelStats(r.Counters),
+				EffectiveWeight: b.EffectiveWeight, InTable: &inTable, Stats: kernelStats(r.Counters),
 			})
 		}
 		out = append(out, ss)

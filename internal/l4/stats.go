@@ -133,7 +133,12 @@ type BackendStats struct {
 	Weight          int    `json:"weight"`
 	EffectiveWeight int    `json:"effective_weight"`
 	Overloaded      bool   `json:"overloaded"`
-	Stats           Stats  `json:"stats"`
+	// InTable says, for a dr or tunnel service, whether the kernel's
+	// Maglev table has the backend now (absent for proxy services). It
+	// follows the pool's status within moments: the table is rebuilt
+	// after each change.
+	InTable *bool `json:"in_table,omitempty"`
+	Stats   Stats `json:"stats"`
 }
 
 // Stats are ipvsadm's counters and rates.

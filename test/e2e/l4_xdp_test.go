@@ -258,8 +258,28 @@ l4:
 		open = append(open, dial())
 	}
 	n.reals["r1"].Close(":7000")
-	eventually(t, 10*time.Second, "r1 to fail its check", func() bool {
-		return strings.Contains(string(n.admin(t, "/api/v1/l4/services")), `"status": "unhealthy"`)
+	// The pool marks r1 unhealthy, then the kernel's table is rebuilt
+	// without it: wait for the second, which new connections follow.
+	eventually(t, 10*time.Second, "r1 to fail its check and leave the kernel's table", func() bool {
+		var st []struct {
+			Name     string
+			Backends []struct {
+				Name    string
+				Status  string
+				InTable *bool `json:"in_table"`
+			}
+		}
+		if err := json.Unmarshal(n.admin(t, "/api/v1/l4/services"), &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st {
+			for _, b := range s.Backends {
+				if s.Name == "echo" && b.Name == "r1" {
+					return b.Status == "unhealthy" && b.InTable != nil && !*b.InTable
+				}
+			}
+		}
+		return false
 	})
 	for _, c := range open {
 		if c.real != "r2" {
