@@ -13,6 +13,7 @@ import (
 	proxyproto "github.com/pires/go-proxyproto"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -198,12 +199,7 @@ func TestFailedApplyChangesNothing(t *testing.T) {
 }
 
 func TestBackendKilledNewConnectionsGoElsewhere(t *testing.T) {
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close() // nothing listens there now: connections are refused
+	deadAddr := testnet.RefusedAddr(t)
 	pool := newPool(t, "rr", deadAddr, namedBackend(t, "alive"))
 	s := startServer(t, map[string]*upstream.Pool{"app": pool}, svcConfig("web", "tcp", func(sc *config.L4Service) { sc.Scheduler = "rr" }))
 	for range 6 {
