@@ -7,26 +7,20 @@ import (
 	"time"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // TestPersistentChecks: the leader checks persistent instances with the
 // core's tcp checker; a dead one turns unhealthy, a revived one healthy,
 // and neither is ever removed.
 func TestPersistentChecks(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// The checked server's port stays the test's while the server is
+	// down, so no other listener can answer the checks in its place.
+	srv := testnet.NewHeld(t, "127.0.0.1")
+	addr, err := net.ResolveTCPAddr("tcp", srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().(*net.TCPAddr)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	// The heartbeat clock is the test's, so "far past remove_after" is a
 	// step of it rather than a wait.
 	clk := &fakeClock{t: time.Unix(1000, 0)}
@@ -42,7 +36,7 @@ func TestPersistentChecks(t *testing.T) {
 	id := "127.0.0.1#" + strconv.Itoa(addr.Port) + "#DEFAULT"
 	state := func() (bool, bool) { i, ok := n.Store().Instance(k, id); return i.Healthy, ok }
 	waitFor(t, 5*time.Second, "a passing check to mark it healthy", func() bool { h, _ := state(); return h })
-	ln.Close()
+	srv.Stop()
 	waitFor(t, 5*time.Second, "failing checks to mark it unhealthy", func() bool { h, ok := state(); return ok && !h })
 	// A sweep far past remove_after, whose command is replicated as the
 	// leader's would be: persistent instances are never removed by the
