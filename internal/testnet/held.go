@@ -27,19 +27,41 @@ type Held struct {
 // accepts connections and closes them.
 func NewHeld(t testing.TB, host string) *Held {
 	t.Helper()
+	h, err := holdAt(t, host, 0)
+	if err != nil {
+		t.Fatalf("binding %s: %v", host, err)
+	}
+	return h
+}
+
+// TryHeld is NewHeld on a given port of host; it returns nil when the port
+// is taken.
+func TryHeld(t testing.TB, host string, port int) *Held {
+	t.Helper()
+	h, err := holdAt(t, host, port)
+	if err != nil {
+		return nil
+	}
+	return h
+}
+
+func holdAt(t testing.TB, host string, port int) (*Held, error) {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Close(fd) })
 	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		syscall.Close(fd)
 		t.Fatal(err)
 	}
-	sa := &syscall.SockaddrInet4{}
+	sa := &syscall.SockaddrInet4{Port: port}
 	copy(sa.Addr[:], net.ParseIP(host).To4())
 	if err := syscall.Bind(fd, sa); err != nil {
-		t.Fatalf("binding %s: %v", host, err)
+		syscall.Close(fd)
+		return nil, err
 	}
+	t.Cleanup(func() { syscall.Close(fd) })
 	bound, err := syscall.Getsockname(fd)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +69,7 @@ func NewHeld(t testing.TB, host string) *Held {
 	h := &Held{t: t, addr: net.JoinHostPort(host, strconv.Itoa(bound.(*syscall.SockaddrInet4).Port))}
 	h.Start()
 	t.Cleanup(h.Stop)
-	return h
+	return h, nil
 }
 
 // Addr is host:port.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -11,11 +10,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/strata-lb/strata/internal/testnet"
 )
@@ -84,14 +80,9 @@ func shortIPs(t *testing.T, addr, name string) []string {
 }
 
 // listenOn binds host:port for TCP and accepts (and closes) every
-// connection; it returns nil if the port is taken. With shared, the socket
-// has SO_REUSEPORT, so it can share the port with holdPort's socket.
-func listenOn(t *testing.T, hostport string, shared bool) net.Listener {
-	var lc net.ListenConfig
-	if shared {
-		lc.Control = reusePort
-	}
-	ln, err := lc.Listen(context.Background(), "tcp", hostport)
+// connection; it returns nil if the port is taken.
+func listenOn(t *testing.T, hostport string) net.Listener {
+	ln, err := net.Listen("tcp", hostport)
 	if err != nil {
 		return nil
 	}
@@ -108,41 +99,6 @@ func listenOn(t *testing.T, hostport string, shared bool) net.Listener {
 	return ln
 }
 
-func reusePort(_, _ string, c syscall.RawConn) error {
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
-}
-
-// holdPort binds an IPv4 host:port with SO_REUSEPORT and never listens on
-// it, until the test ends. A socket that does not listen refuses no
-// connection of its own (they are refused while no listener shares the
-// port), but it keeps the port from every socket without SO_REUSEPORT: a
-// test's backend can stop (close its listener) and return on the same port
-// without another program taking the port in between.
-func holdPort(t *testing.T, host string, port int) bool {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		syscall.Close(fd)
-		t.Fatal(err)
-	}
-	sa := &syscall.SockaddrInet4{Port: port}
-	copy(sa.Addr[:], net.ParseIP(host).To4())
-	if err := syscall.Bind(fd, sa); err != nil {
-		syscall.Close(fd)
-		return false
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	return true
-}
-
 // TestDNSOneLinerFollowsHealth is the one-liner: two addresses
 // checked over TCP. An address leaves the answers when its server stops
 // listening and comes back when it returns; with every server down the
@@ -152,7 +108,8 @@ func TestDNSOneLinerFollowsHealth(t *testing.T) {
 	// Two backends on the same port of 127.0.0.2 and 127.0.0.3; the port
 	// of 127.0.0.3 is held for the whole test, as its backend goes away
 	// and returns.
-	var b2, b3 net.Listener
+	var b2 net.Listener
+	var b3 *testnet.Held
 	var port string
 	for i := 0; i < 20 && b3 == nil; i++ {
 		if b2 != nil {
@@ -160,13 +117,11 @@ func TestDNSOneLinerFollowsHealth(t *testing.T) {
 		}
 		// All of 127.0.0.0/8 is loopback on Linux: binding there fails
 		// only on a broken machine.
-		if b2 = listenOn(t, "127.0.0.2:0", false); b2 == nil {
+		if b2 = listenOn(t, "127.0.0.2:0"); b2 == nil {
 			t.Fatal("cannot bind 127.0.0.2")
 		}
 		_, port, _ = net.SplitHostPort(b2.Addr().String())
-		if holdPort(t, "127.0.0.3", b2.Addr().(*net.TCPAddr).Port) {
-			b3 = listenOn(t, "127.0.0.3:"+port, true)
-		}
+		b3 = testnet.TryHeld(t, "127.0.0.3", b2.Addr().(*net.TCPAddr).Port)
 	}
 	if b3 == nil {
 		t.Fatal("no port free on both 127.0.0.2 and 127.0.0.3")
@@ -180,17 +135,15 @@ func TestDNSOneLinerFollowsHealth(t *testing.T) {
 		t.Fatalf("healthy: %q, want %q", g, both)
 	}
 	// interval 1s × fall 2: gone within a few seconds.
-	b3.Close()
+	b3.Stop()
 	eventually(t, 8*time.Second, "127.0.0.3 to leave the answers", func() bool { return got() == "127.0.0.2" })
-	if b3 = listenOn(t, "127.0.0.3:"+port, true); b3 == nil {
-		t.Fatal("cannot listen again on 127.0.0.3:" + port + ", which the test holds")
-	}
+	b3.Start()
 	eventually(t, 8*time.Second, "127.0.0.3 to come back", func() bool { return got() == both })
 	// Every address down: fail open, answer them all.
 	// Fail open answers like health does, so the health monitor's log is
 	// the only way to tell that both have been found down.
 	b2.Close()
-	b3.Close()
+	b3.Stop()
 	eventually(t, 8*time.Second, "both addresses found down", func() bool {
 		o := out.String()
 		return strings.Count(o, "backend=127.0.0.3:"+port) >= 3 && strings.Contains(o, "backend=127.0.0.2:"+port)
