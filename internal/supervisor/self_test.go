@@ -20,6 +20,11 @@ import (
 // freeAddr returns a loopback address with a port no one listens on now.
 func freeAddr(t *testing.T) string { return testnet.FreeAddr(t) }
 
+// selfToken is the admin token of selfConfig. The client of the data
+// plane in these tests holds it too: the worst case, a token that leaked
+// or that a proxy in front adds, must not open the admin API either.
+const selfToken = "self-test-admin-token"
+
 // selfConfig is one strata process with an admin listener, a registry, a
 // static pool "web" to drain, and an l7 listener whose pool "app" follows
 // the registry's service "app" (allowing loopback instances, so that what
@@ -27,6 +32,7 @@ func freeAddr(t *testing.T) string { return testnet.FreeAddr(t) }
 func selfConfig(admin, reg, extraL7 string) string {
 	c := fmt.Sprintf(`admin:
   listen: %s
+  token: `+selfToken+`
 pools:
   - name: web
     backends: [{name: w1, address: 192.0.2.1:80}]
@@ -80,8 +86,8 @@ func poolNamed(sup *Supervisor, name string) *upstream.Pool {
 func poolHas(p *upstream.Pool, addr string) bool { return p.Snapshot().Lookup(addr) != nil }
 
 // drainThrough sends the drain of web/w1 to the l7 listener at l7 with a
-// loopback Host, as any client of the data plane could, and returns the
-// statuses and bodies it got.
+// loopback Host, as any client of the data plane could, and the admin
+// token, and returns the statuses and bodies it got.
 func drainThrough(t *testing.T, l7 string, n int) (statuses []int, bodies []string) {
 	t.Helper()
 	for range n {
@@ -90,6 +96,7 @@ func drainThrough(t *testing.T, l7 string, n int) (statuses []int, bodies []stri
 			t.Fatal(err)
 		}
 		req.Host = "127.0.0.1"
+		req.Header.Set("Authorization", "Bearer "+selfToken)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -156,8 +163,9 @@ func TestNoAdminWriteThroughOwnDataPlane(t *testing.T) {
 		t.Errorf("after the reload the pool lost the app instance")
 	}
 
-	// The normal path: the operator drains w1 directly.
+	// The normal path: the operator drains w1 directly, with the token.
 	req, _ := http.NewRequest(http.MethodPost, "http://"+adminAddr+"/api/v1/pools/web/backends/w1/drain", nil)
+	req.Header.Set("Authorization", "Bearer "+selfToken)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
