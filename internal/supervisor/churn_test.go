@@ -112,6 +112,7 @@ pools:
     registry:
       servers: [%s]
       service: churn
+      allow: [127.0.0.0/8]
 l7:
   listeners:
     - name: web
