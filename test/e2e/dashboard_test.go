@@ -106,6 +106,7 @@ registry:
 	ctx, stop := context.WithTimeout(context.Background(), 45*time.Second)
 	var traffic sync.WaitGroup
 	var sent, failed int
+	var failures []string // the first few, so a failure says what it was
 	traffic.Add(1)
 	go func() {
 		defer traffic.Done()
@@ -120,14 +121,18 @@ registry:
 			}
 			sent++
 			res, err := client.Get("http://" + l4Addr + "/")
+			if err == nil {
+				_, err = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if err == nil && res.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", res.StatusCode)
+				}
+			}
 			if err != nil {
 				failed++
-				continue
-			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				failed++
+				if len(failures) < 5 {
+					failures = append(failures, time.Now().Format("15:04:05.000 ")+err.Error())
+				}
 			}
 		}
 	}()
@@ -223,7 +228,7 @@ registry:
 	stop()
 	traffic.Wait()
 	if failed > 0 {
-		t.Errorf("%d of %d requests failed through the chain", failed, sent)
+		t.Errorf("%d of %d requests failed through the chain: %q", failed, sent, failures)
 	}
 }
 
