@@ -172,6 +172,9 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	return fmt.Errorf("registry client: every server failed: %w", last)
 }
 
+// errClosed is what a closed client answers Register and Subscribe with.
+var errClosed = errors.New("registry client: closed")
+
 // registration keeps one instance registered.
 type registration struct {
 	body   map[string]any
@@ -190,6 +193,12 @@ func (c *Client) instanceBody(service string, in Instance) map[string]any {
 // Register registers an ephemeral instance of service and keeps it alive
 // with heartbeats until Deregister or Close. A zero weight means 1.
 func (c *Client) Register(ctx context.Context, service string, in Instance) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return errClosed
+	}
 	if in.Weight == 0 {
 		in.Weight = 1
 	}
@@ -208,6 +217,13 @@ func (c *Client) Register(ctx context.Context, service string, in Instance) erro
 	r := &registration{body: body, cancel: cancel, done: make(chan struct{})}
 	key := service + "|" + in.Addr() + "|" + in.Cluster
 	c.mu.Lock()
+	if c.closed {
+		// Close has run (perhaps while the PUT was in flight): nothing
+		// would ever stop these heartbeats. The instance expires.
+		c.mu.Unlock()
+		cancel()
+		return errClosed
+	}
 	if old := c.regs[key]; old != nil {
 		old.cancel()
 	}

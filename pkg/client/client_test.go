@@ -117,6 +117,9 @@ func TestCacheWhenServersDown(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	app, _ := client.New(client.Config{Servers: []string{n.ID()}, Logger: quiet()})
+	// Close stops the heartbeats; its deregistration, after the registry
+	// is gone, fails and does not matter.
+	defer app.Close(ctx)
 	app.Register(ctx, "pay", client.Instance{IP: "127.0.0.9", Port: 80, Metadata: map[string]string{"v": "2"}})
 	c1, _ := client.New(client.Config{Servers: []string{n.ID()}, CacheDir: dir, Logger: quiet()})
 	if ins, err := c1.Instances(ctx, "pay"); err != nil || len(ins) != 1 {
@@ -180,5 +183,25 @@ func TestToken(t *testing.T) {
 	defer cancel()
 	if ins, err := anon.Instances(cctx, "orders"); err == nil {
 		t.Fatalf("an SDK without a token read the namespace: %v", ins)
+	}
+}
+
+// TestRegisterAfterClose: a closed client registers nothing, and so starts
+// no heartbeats that nothing would stop (TestMain's goleak would see them).
+func TestRegisterAfterClose(t *testing.T) {
+	n := startRegistry(t)
+	ctx := context.Background()
+	c, err := client.New(client.Config{Servers: []string{n.ID()}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Register(ctx, "late", client.Instance{IP: "127.0.0.1", Port: 81}); err == nil {
+		t.Fatal("Register on a closed client succeeded")
+	}
+	if ins, err := c.Instances(ctx, "late"); err == nil {
+		t.Fatalf("Instances on a closed client: %v", ins)
 	}
 }

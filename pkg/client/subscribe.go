@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/url"
 	"os"
@@ -49,7 +48,7 @@ func (c *Client) subscription(service string) (*subscription, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, errors.New("registry client: closed")
+		return nil, errClosed
 	}
 	if s := c.subs[service]; s != nil {
 		return s, nil
