@@ -23,8 +23,6 @@ deps=(
 	"clang clang"
 	"/usr/include/bpf/bpf_helpers.h libbpf-dev"
 	"knotd knot"
-	"clang clang"
-	"/usr/include/bpf/bpf_helpers.h libbpf-dev"
 )
 
 missing=()
