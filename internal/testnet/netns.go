@@ -161,20 +161,7 @@ func ServeNamed(t testing.TB, ns *Netns, name string, echo, web []string) *Named
 		return ln
 	}
 	for _, addr := range echo {
-		ln := listen(addr)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					io.WriteString(c, name+"\n")
-					io.Copy(c, c)
-				}()
-			}
-		}()
+		go ServeNamedEcho(listen(addr), name)
 	}
 	for _, addr := range web {
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) })}

@@ -18,18 +18,24 @@ func NamedEcho(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, name+"\n")
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	go ServeNamedEcho(ln, name)
 	return ln.Addr().String()
+}
+
+// ServeNamedEcho is the named echo on a listener the caller made (in a
+// namespace, on a fixed port): for each connection it writes name and a
+// line end, then echoes what it reads until the client half-closes. It
+// returns when ln is closed.
+func ServeNamedEcho(ln net.Listener, name string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			io.WriteString(c, name+"\n")
+			io.Copy(c, c)
+		}()
+	}
 }

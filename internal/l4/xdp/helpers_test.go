@@ -49,19 +49,7 @@ func serveReal(t *testing.T, ns *testnet.Netns, name string) {
 	go srv.Serve(hl)
 	t.Cleanup(func() { srv.Close() })
 	t.Cleanup(func() { el.Close() })
-	go func() {
-		for {
-			c, err := el.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, name+"\n")
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	go testnet.ServeNamedEcho(el, name)
 }
 
 // blob is n bytes of a fixed pseudo-random sequence, so that a download
