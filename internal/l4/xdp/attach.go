@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -36,30 +37,11 @@ func (d *Dataplane) Attach(dev string, mode AttachMode) (AttachMode, error) {
 	if err != nil {
 		return "", fmt.Errorf("xdp: device %s: %w", dev, err)
 	}
-	try := func(m AttachMode) (link.Link, error) {
-		flags := link.XDPGenericMode
-		if m == Native {
-			flags = link.XDPDriverMode
-		}
-		return link.AttachXDP(link.XDPOptions{Program: d.objs.XdpLb, Interface: ifi.Index, Flags: flags})
-	}
-	var l link.Link
-	got := mode
-	switch mode {
-	case Native, Generic:
-		l, err = try(mode)
-	case Auto, "":
-		got = Native
-		if l, err = try(Native); err != nil {
-			d.log.Info("native XDP not available, attaching generic XDP", "dev", dev, "err", err)
-			got = Generic
-			l, err = try(Generic)
-		}
-	default:
-		return "", fmt.Errorf("xdp: unknown mode %q (auto, native or generic)", mode)
-	}
+	l, got, err := attachXDP("xdp", d.objs.XdpLb, ifi, mode, func(err error) {
+		d.log.Info("native XDP not available, attaching generic XDP", "dev", dev, "err", err)
+	})
 	if err != nil {
-		return "", fmt.Errorf("xdp: attaching %s XDP to %s: %w", got, dev, err)
+		return "", err
 	}
 	if err := d.setSources(ifi); err != nil {
 		l.Close()
@@ -68,6 +50,42 @@ func (d *Dataplane) Attach(dev string, mode AttachMode) (AttachMode, error) {
 	d.links[dev] = l
 	d.log.Info("XDP attached", "dev", dev, "mode", got)
 	return got, nil
+}
+
+// attachXDP attaches prog to the device ifi in mode, and returns the hook
+// it got: Auto tries the driver's hook and, when the driver has none,
+// calls fallback with the reason and takes the generic one. The balancer
+// and strata decap attach the same way; errors begin with who, theirs.
+func attachXDP(who string, prog *ebpf.Program, ifi *net.Interface, mode AttachMode, fallback func(error)) (link.Link, AttachMode, error) {
+	try := func(m AttachMode) (link.Link, error) {
+		flags := link.XDPGenericMode
+		if m == Native {
+			flags = link.XDPDriverMode
+		}
+		return link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifi.Index, Flags: flags})
+	}
+	var (
+		l   link.Link
+		err error
+	)
+	got := mode
+	switch mode {
+	case Native, Generic:
+		l, err = try(mode)
+	case Auto, "":
+		got = Native
+		if l, err = try(Native); err != nil {
+			fallback(err)
+			got = Generic
+			l, err = try(Generic)
+		}
+	default:
+		return nil, "", fmt.Errorf("%s: unknown mode %q (auto, native or generic)", who, mode)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: attaching %s XDP to %s: %w", who, got, ifi.Name, err)
+	}
+	return l, got, nil
 }
 
 // Detach removes the program from dev.

@@ -34,29 +34,9 @@ func (d *Decap) Attach(dev string, mode AttachMode) (AttachMode, error) {
 	if err != nil {
 		return "", fmt.Errorf("decap: device %s: %w", dev, err)
 	}
-	try := func(m AttachMode) (link.Link, error) {
-		flags := link.XDPGenericMode
-		if m == Native {
-			flags = link.XDPDriverMode
-		}
-		return link.AttachXDP(link.XDPOptions{Program: d.objs.XdpDecap, Interface: ifi.Index, Flags: flags})
-	}
-	var l link.Link
-	got := mode
-	switch mode {
-	case Native, Generic:
-		l, err = try(mode)
-	case Auto, "":
-		got = Native
-		if l, err = try(Native); err != nil {
-			got = Generic
-			l, err = try(Generic)
-		}
-	default:
-		return "", fmt.Errorf("decap: unknown mode %q (auto, native or generic)", mode)
-	}
+	l, got, err := attachXDP("decap", d.objs.XdpDecap, ifi, mode, func(error) {})
 	if err != nil {
-		return "", fmt.Errorf("decap: attaching %s XDP to %s: %w", got, dev, err)
+		return "", err
 	}
 	d.links[dev] = l
 	return got, nil
@@ -65,18 +45,9 @@ func (d *Decap) Attach(dev string, mode AttachMode) (AttachMode, error) {
 // Stats returns how many packets the program decapsulated and how many
 // it passed on untouched, over every CPU.
 func (d *Decap) Stats() (decapsulated, passed uint64) {
-	read := func(i uint32) uint64 {
-		var per []uint64
-		if err := d.objs.DecapStats.Lookup(i, &per); err != nil {
-			return 0
-		}
-		var t uint64
-		for _, v := range per {
-			t += v
-		}
-		return t
-	}
-	return read(0), read(1)
+	decapsulated, _ = sumPerCPU(d.objs.DecapStats, 0)
+	passed, _ = sumPerCPU(d.objs.DecapStats, 1)
+	return decapsulated, passed
 }
 
 // Close detaches the program from every device and frees it.

@@ -77,17 +77,25 @@ var globalNames = []string{"passed", "fragments", "no_real", "icmp_forwarded", "
 func (d *Dataplane) Global() map[string]uint64 {
 	out := map[string]uint64{}
 	for i, n := range globalNames {
-		var per []uint64
-		if err := d.objs.LbStats.Lookup(uint32(i), &per); err != nil {
-			continue
+		if t, err := sumPerCPU(d.objs.LbStats, uint32(i)); err == nil {
+			out[n] = t
 		}
-		var t uint64
-		for _, v := range per {
-			t += v
-		}
-		out[n] = t
 	}
 	return out
+}
+
+// sumPerCPU is entry i of a per-CPU array of counters, summed over every
+// CPU.
+func sumPerCPU(m *ebpf.Map, i uint32) (uint64, error) {
+	var per []uint64
+	if err := m.Lookup(i, &per); err != nil {
+		return 0, err
+	}
+	var t uint64
+	for _, v := range per {
+		t += v
+	}
+	return t, nil
 }
 
 // Flow is one entry of the kernel's connection table.
