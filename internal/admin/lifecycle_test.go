@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -53,7 +54,10 @@ func TestStartAndShutdown(t *testing.T) {
 	})
 
 	t.Run("twice", func(t *testing.T) {
-		s, err := New(Options{Listen: "127.0.0.1:0", Source: src, Logger: testLogger(t)})
+		// The port is bound again below, after Shutdown, so it comes from
+		// below the ephemeral range, where no other socket is handed it in
+		// between.
+		s, err := New(Options{Listen: testnet.FreeAddr(t), Source: src, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,12 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 func do(t *testing.T, method, url, token string, body any) (int, []byte, http.Header) {
@@ -223,9 +224,10 @@ func TestBeatRevivesAndReregisters(t *testing.T) {
 // snapshot and replays the log after it.
 func TestRestartFromSnapshot(t *testing.T) {
 	dir := t.TempDir()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	// The restarted node binds the same address again, so it comes from
+	// below the ephemeral range, where no other socket is handed it while
+	// it is free.
+	addr := testnet.FreeAddr(t)
 	n := clusterNode(t, addr, "127.0.0.1:0", filepath.Join(dir, "n"), nil)
 	waitFor(t, 5*time.Second, "leader", n.IsLeader)
 	u := "http://" + addr
