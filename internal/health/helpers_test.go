@@ -1,10 +1,11 @@
 package health
 
 import (
-	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // fakeClock is a Clock that moves only when a test calls Advance.
@@ -89,25 +90,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// closedAddr returns a loopback address on which nothing listens.
+// closedAddr returns a loopback address on which nothing listens, for the
+// rest of the test. A closed listener's port would be free again, and
+// another test on the machine could be handed it and answer, so for TCP a
+// socket holds the port without listening (testnet.RefusedAddr); for UDP,
+// where a bound socket would receive, the port is one below the ephemeral
+// range, which no socket bound to port 0 is handed.
 func closedAddr(t *testing.T, network string) string {
 	t.Helper()
-	switch network {
-	case "tcp":
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		return addr
-	default:
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := pc.LocalAddr().String()
-		pc.Close()
-		return addr
+	if network == "tcp" {
+		return testnet.RefusedAddr(t)
 	}
+	return testnet.FreeUDPTCPAddr(t)
 }
