@@ -57,3 +57,24 @@ wait_http() {
 	echo "run.sh: $1 did not come up" >&2
 	exit 1
 }
+
+# Results of rounds: add KEY VALUE appends VALUE to the figures kept for
+# KEY in the associative array R, which the script declares (declare -A R);
+# m KEY prints their median. Figures that could not be measured ("n/a")
+# are left out, and a key with none prints "-".
+add() { R[$1]="${R[$1]:-} $2"; }
+median() { tr ' ' '\n' | awk '$1 != "" && $1 != "n/a"' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+m() { echo "${R[$1]:-}" | median; }
+
+# ratio A B prints A/B to two places, or n/a when either is missing ("-")
+# or B is zero.
+ratio() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+a, b = sys.argv[1:3]
+try:
+    print('%.2f' % (float(a) / float(b)))
+except (ValueError, ZeroDivisionError):
+    print('n/a')
+PY
+}

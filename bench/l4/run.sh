@@ -143,7 +143,6 @@ dps() { "$tmp/l4bench" udp -addr "127.0.0.1:$1" -c 16 -d "${DURATION}s" | awk '{
 mem() { "$tmp/l4bench" idle -addr "127.0.0.1:$1" -n "$IDLE" -pid "$2" | awk '{print $NF}'; }
 
 declare -A R
-add() { R[$1]="${R[$1]:-} $2"; }
 CPS_ORDER=(direct strata haproxy nginx)
 declare -A CPS_PORT=([direct]="$ECHO" [strata]="$S_ECHO" [haproxy]="$H_ECHO" [nginx]="$N_ECHO")
 for round in $(seq 1 "$ROUNDS"); do
@@ -170,9 +169,6 @@ add mem_strata "$(mem "$S_ECHO" "$STRATA_PID")"; sleep 5
 add mem_haproxy "$(mem "$H_ECHO" "$HAPROXY_PID")"; sleep 5
 add mem_nginx "$(mem "$N_ECHO" "$NGINX_PID")"
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-m() { echo "${R[$1]}" | median; }
-ratio() { python3 -c "print('%.2f' % ($1/$2) if $2 else 'n/a')"; }
 
 printf '\n%-34s %10s %10s %10s %10s\n' "median of $ROUNDS round(s)" direct strata haproxy nginx
 printf '%-34s %10s %10s %10s %10s\n' "iperf3 -P4 Gbit/s" "$(m tput_direct)" "$(m tput_strata)" "$(m tput_haproxy)" "$(m tput_nginx)"

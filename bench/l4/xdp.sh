@@ -191,7 +191,6 @@ cps() { nsx "$C" "$tmp/l4bench" conns -addr "${ADDR_TCP[$1]}:${PORT_ECHO[$1]}" -
 dps() { nsx "$C" "$tmp/l4bench" udp -addr "${ADDR_TCP[$1]}:${PORT_ECHO[$1]}" -c 16 -d "${DURATION}s" | awk '{print $2}'; }
 
 declare -A R
-add() { R[$1]="${R[$1]:-} $2"; }
 measure() { # measure KIND MODE
 	local before after v
 	before=$(cpu_mark "$2")
@@ -215,9 +214,6 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | grep -v n/a | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-m() { echo "${R[$1]:-}" | median; }
-ratio() { python3 -c "print('%.2f' % ($1/$2) if '$1' != '-' and '$2' != '-' and float('$2') else 'n/a')"; }
 row() { # row LABEL KIND
 	printf '%-36s' "$1"
 	for mode in "${MODES[@]}"; do printf ' %9s' "$(m "$2_$mode")"; done
