@@ -1,9 +1,7 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,12 +9,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/strata-lb/strata/internal/registry"
 )
 
 // TestRegistryChurnLeavesNoSeries: 10,000 instances register with a real
@@ -36,38 +31,10 @@ func TestRegistryChurnLeavesNoSeries(t *testing.T) {
 		waves = 5
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := registry.Start(rln, registry.Options{RaftAddr: "127.0.0.1:0", Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close(context.Background())
-	eventually(t, 5*time.Second, "registry leader", node.Serving)
-	reg := node.ID()
+	reg := startRegistry(t, log)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	instance := func(method, addr string) error {
-		host, port, _ := net.SplitHostPort(addr)
-		p, _ := strconv.Atoi(port)
-		body, _ := json.Marshal(map[string]any{"service": "churn", "ip": host, "port": p, "cluster": "a", "ephemeral": false})
-		u := "http://" + reg + "/v1/registry/instances"
-		if method == http.MethodDelete {
-			u += "?service=churn&cluster=a&ip=" + host + "&port=" + port
-			body = nil
-		}
-		req, _ := http.NewRequest(method, u, bytes.NewReader(body))
-		res, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s %s: %s", method, addr, res.Status)
-		}
-		return nil
+		return sendInstance(client, method, reg, "churn", addr, map[string]any{"ephemeral": false})
 	}
 	// each runs fn over addrs with 16 clients at once, as many services
 	// registering together would.

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,21 +20,57 @@ import (
 	"github.com/strata-lb/strata/internal/registry"
 )
 
-// putInstance registers one instance of service at the registry reg.
-func putInstance(t *testing.T, reg, service, addr string, md map[string]string) {
+// startRegistry starts a one-node registry on loopback that stops with
+// the test, and returns its address once it serves.
+func startRegistry(t *testing.T, log *slog.Logger) string {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(addr)
-	var p int
-	fmt.Sscan(port, &p)
-	body, _ := json.Marshal(map[string]any{"service": service, "ip": host, "port": p, "cluster": "a", "metadata": md})
-	req, _ := http.NewRequest(http.MethodPut, "http://"+reg+"/v1/registry/instances", bytes.NewReader(body))
-	res, err := http.DefaultClient.Do(req)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	node, err := registry.Start(ln, registry.Options{RaftAddr: "127.0.0.1:0", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close(context.Background()) })
+	eventually(t, 5*time.Second, "registry leader", node.Serving)
+	return node.ID()
+}
+
+// sendInstance registers (PUT) or deregisters (DELETE) the instance addr
+// of service, in cluster a, at the registry reg; a registration carries
+// the fields of extra besides. It returns an error rather than failing the
+// test, so that many goroutines can call it at once.
+func sendInstance(c *http.Client, method, reg, service, addr string, extra map[string]any) error {
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	u := "http://" + reg + "/v1/registry/instances"
+	var body []byte
+	if method == http.MethodDelete {
+		u += "?service=" + service + "&cluster=a&ip=" + host + "&port=" + port
+	} else {
+		inst := map[string]any{"service": service, "ip": host, "port": p, "cluster": "a"}
+		maps.Copy(inst, extra)
+		body, _ = json.Marshal(inst)
+	}
+	req, _ := http.NewRequest(method, u, bytes.NewReader(body))
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		t.Fatalf("register %s: %s", addr, res.Status)
+		return fmt.Errorf("%s %s: %s", method, addr, res.Status)
+	}
+	return nil
+}
+
+// putInstance registers one instance of service at the registry reg.
+func putInstance(t *testing.T, reg, service, addr string, md map[string]string) {
+	t.Helper()
+	if err := sendInstance(http.DefaultClient, http.MethodPut, reg, service, addr, map[string]any{"metadata": md}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -58,17 +96,7 @@ l7:
 // backends and back each take effect.
 func TestRegistryPoolThroughReloads(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := registry.Start(ln, registry.Options{RaftAddr: "127.0.0.1:0", Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close(context.Background())
-	eventually(t, 5*time.Second, "registry leader", node.Serving)
-	reg := node.ID()
+	reg := startRegistry(t, log)
 
 	a, b := backend(t, "A"), backend(t, "B")
 	putInstance(t, reg, "web", a, map[string]string{"version": "1"})
