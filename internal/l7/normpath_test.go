@@ -229,7 +229,7 @@ func FuzzNormalizePath(f *testing.F) {
 // deny), not the catch-all pool; the ones that cannot be normalised get
 // 400. Go's client and curl --path-as-is send them as written.
 func TestRoutingNormalizedPaths(t *testing.T) {
-	testnet.NeedTool(t, "curl", "curl")
+	curl := testnet.NeedTool(t, "curl", "curl")
 	seenc := make(chan string, 16)
 	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seenc <- r.RequestURI
@@ -255,10 +255,6 @@ func TestRoutingNormalizedPaths(t *testing.T) {
 		{desc: "above the root", path: "/../x", status: 400},
 		{desc: "normal path to the pool", path: "/public/a%20b?q=%2e", status: 200, sent: "/public/a%20b?q=%2e"},
 		{desc: "normalised path to the pool", path: "/admin/../public//%7Ex?q=/../", status: 200, sent: "/public/~x?q=/../"},
-	}
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Fatal(err)
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
