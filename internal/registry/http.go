@@ -423,19 +423,11 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if !n.namespaceOK(r, q.Namespace) {
-		writeErr(w, errf(http.StatusForbidden, "namespace %q needs an access token", q.Namespace))
-		return
-	}
-	unpark, ok := n.park(w, r)
+	ctx, done, ok := n.startStream(w, r, q.Namespace)
 	if !ok {
 		return
 	}
-	defer unpark()
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	ctx, cancel := context.WithCancel(r.Context())
-	defer context.AfterFunc(n.ctx, cancel)()
-	defer cancel()
+	defer done()
 	v, found := n.store.Get(q.Key)
 	for {
 		if n.writeParked(w, n.answers.answer(cacheKey(r, &v, q.Caller), &v, found, &q)) != nil {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"os"
@@ -121,4 +122,27 @@ func (c parkCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWriteTimeouts, prometheus.CounterValue, float64(n.stats.writeTimeouts.Load()))
 	ch <- prometheus.MustNewConstMetric(descWritesRefused, prometheus.CounterValue, float64(n.stats.refusedToken.Load()), "token")
 	ch <- prometheus.MustNewConstMetric(descWritesRefused, prometheus.CounterValue, float64(n.stats.refusedLimit.Load()), "limit")
+}
+
+// startStream begins a streamed answer (a watch) to a client of the
+// namespace ns: it checks the namespace's token, parks the client, and
+// returns a context that ends when the client goes or the node closes.
+// When ok, the caller defers done, which releases all of it.
+func (n *Node) startStream(w http.ResponseWriter, r *http.Request, ns string) (ctx context.Context, done func(), ok bool) {
+	if !n.namespaceOK(r, ns) {
+		writeErr(w, errf(http.StatusForbidden, "namespace %q needs an access token", ns))
+		return nil, nil, false
+	}
+	unpark, ok := n.park(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(n.ctx, cancel)
+	return ctx, func() {
+		cancel()
+		stop()
+		unpark()
+	}, true
 }

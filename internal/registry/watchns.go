@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 
@@ -25,19 +24,11 @@ type nsWatchLine struct {
 // instances, with the protection threshold applied.
 func (n *Node) handleWatchNamespace(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
-	if !n.namespaceOK(r, ns) {
-		writeErr(w, errf(http.StatusForbidden, "namespace %q needs an access token", ns))
-		return
-	}
-	unpark, ok := n.park(w, r)
+	ctx, done, ok := n.startStream(w, r, ns)
 	if !ok {
 		return
 	}
-	defer unpark()
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	ctx, cancel := context.WithCancel(r.Context())
-	defer context.AfterFunc(n.ctx, cancel)()
-	defer cancel()
+	defer done()
 	sent := map[Key]uint64{} // the index of what each service's last line said
 	synced := false
 	var buf []byte
