@@ -6,28 +6,12 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // udpEcho answers every datagram with "pong:" and the datagram.
-func udpEcho(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte("pong:"), buf[:n]...), from)
-		}
-	}()
-	return pc.LocalAddr().String()
-}
+func udpEcho(t *testing.T) string { return testnet.UDPEcho(t, "pong:") }
 
 // udpSilent reads nothing and answers nothing.
 func udpSilent(t *testing.T) string {

@@ -343,22 +343,7 @@ func TestIdleTimeoutClosesConnection(t *testing.T) {
 }
 
 func TestUDPSessions(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, a, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte("re:"), buf[:n]...), a)
-		}
-	}()
-	pool := newPool(t, "rr", pc.LocalAddr().String())
+	pool := newPool(t, "rr", udpEcho(t))
 	s := startServer(t, map[string]*upstream.Pool{"app": pool}, svcConfig("dns", "udp", nil))
 	addr := addrOf(t, s, "dns")
 	for i := range 3 {

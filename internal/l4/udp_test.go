@@ -14,30 +14,13 @@ import (
 	"time"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
 // udpEcho is a UDP backend that answers every datagram with "re:" and
 // the datagram.
-func udpEcho(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, a, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte("re:"), buf[:n]...), a)
-		}
-	}()
-	return pc.LocalAddr().String()
-}
+func udpEcho(t *testing.T) string { return testnet.UDPEcho(t, "re:") }
 
 // udpClient is a well-behaved client: one socket, one question at a time,
 // each sent again after 200ms without an answer, as DNS clients do.

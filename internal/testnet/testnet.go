@@ -39,3 +39,25 @@ func ServeNamedEcho(ln net.Listener, name string) {
 		}()
 	}
 }
+
+// UDPEcho is a real UDP server on 127.0.0.1 that answers every datagram
+// with prefix and the datagram. It stops with the test.
+func UDPEcho(t testing.TB, prefix string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(append([]byte(prefix), buf[:n]...), from)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
