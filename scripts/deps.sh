@@ -23,6 +23,7 @@ deps=(
 	"clang clang"
 	"/usr/include/bpf/bpf_helpers.h libbpf-dev"
 	"knotd knot"
+	"/usr/lib/frr/bgpd frr"
 )
 
 missing=()

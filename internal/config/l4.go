@@ -19,6 +19,8 @@ type L4 struct {
 	// XDP is where the in-kernel data plane of forward: dr and tunnel
 	// services attaches; required when any service forwards in the kernel.
 	XDP *L4XDP `yaml:"xdp"`
+	// BGP announces the services' VIPs to routers; absent: no BGP.
+	BGP *L4BGP `yaml:"bgp"`
 }
 
 // L4XDP places the XDP data plane (internal/l4/xdp).

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"sort"
 	"strconv"
 	"sync"
@@ -61,6 +62,7 @@ type Server struct {
 	shutdown  bool
 	stopEst   chan struct{}
 	kernel    *kernelPlane // the forward: dr and tunnel services
+	bgp       *announcer   // nil until a config has l4.bgp
 }
 
 // listener is one socket: a TCP listener or a UDP socket, and the service
@@ -172,6 +174,17 @@ func (s *Server) Apply(cfg *config.L4, pools map[string]*upstream.Pool) error {
 	if s.shutdown {
 		return errors.New("applying l4 config: server is shut down")
 	}
+	if cfg.BGP != nil && s.bgp == nil {
+		a, err := s.startAnnouncer(cfg.BGP)
+		if err != nil {
+			return fmt.Errorf("applying l4 config: %w", err)
+		}
+		s.bgp = a
+	} else if s.bgp != nil && (cfg.BGP == nil || !reflect.DeepEqual(*cfg.BGP, s.bgp.cfg)) {
+		// The speaker's identity and sessions are set at start; a
+		// reload only changes what it announces.
+		s.log.Warn("l4.bgp changed: the BGP speaker keeps its first config until a restart")
+	}
 	if err := s.kernel.apply(cfg, pools); err != nil {
 		return fmt.Errorf("applying l4 config: %w", err)
 	}
@@ -240,6 +253,13 @@ func (s *Server) Apply(cfg *config.L4, pools map[string]*upstream.Pool) error {
 	}
 	s.listeners = next
 	s.services.Store(&services)
+	if s.bgp != nil {
+		var vs []vip
+		if cfg.BGP != nil {
+			vs = vipsOf(cfg, pools)
+		}
+		s.bgp.set(vs)
+	}
 	return nil
 }
 
@@ -293,9 +313,28 @@ func (s *Server) Addrs(service string) []net.Addr {
 	return out
 }
 
-// Shutdown closes every socket and waits until ctx ends for connections to
-// finish; then it cuts the rest.
+// Shutdown withdraws the VIPs from BGP and keeps serving for
+// l4.bgp.lameduck, so the routers move new clients to other nodes first;
+// then it closes every socket and waits until ctx ends for connections to
+// finish, cuts the rest, and ends the BGP sessions.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	a := s.bgp
+	s.mu.Unlock()
+	if a != nil {
+		a.drain()
+		a.waitLameduck(ctx)
+	}
+	err := s.shutdownPlanes(ctx)
+	if a != nil {
+		if cerr := a.close(ctx); cerr != nil && err == nil {
+			err = fmt.Errorf("l4: closing BGP: %w", cerr)
+		}
+	}
+	return err
+}
+
+func (s *Server) shutdownPlanes(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.shutdown {
 		s.shutdown = true

@@ -58,3 +58,6 @@ func (s *Supervisor) AdminRoutes() []admin.Route {
 		{Path: l4.PathPersistence, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandlePersistence })},
 	}
 }
+
+// Lameduck withdraws the l4 VIPs from BGP while the process still serves.
+func (r l4Role) Lameduck() { r.Server.Lameduck() }
