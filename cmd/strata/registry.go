@@ -39,6 +39,7 @@ func cmdRegistry(args []string, stdout, stderr io.Writer) int {
 	raftKey := fs.String("raft-tls-key", "", "Raft over mutual TLS: the certificate's key `file` (not world-readable)")
 	raftCA := fs.String("raft-tls-ca", "", "Raft over mutual TLS: the CA `file` that signs every node's certificate")
 	raftInsecure := fs.Bool("raft-insecure", false, "let plaintext Raft listen off loopback (a network you trust)")
+	nacosGRPC := fs.String("nacos-grpc", "", "Nacos 2 gRPC `address`, or off (default: the --listen host with its port + 1000, so 9848 for 8848)")
 	adminAddr := fs.String("admin", "off", "admin listener `address`, or off")
 	print := fs.Bool("print", false, "print the config the flags make and exit")
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +53,9 @@ func cmdRegistry(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(&b, "admin:\n  listen: %s\nregistry:\n  listen: %s\n  data: %s\n", strconv.Quote(*adminAddr), strconv.Quote(*listen), strconv.Quote(*data))
 	if *raftAddr != "" {
 		fmt.Fprintf(&b, "  raft_listen: %s\n", strconv.Quote(*raftAddr))
+	}
+	if *nacosGRPC != "" {
+		fmt.Fprintf(&b, "  nacos_grpc:\n    listen: %s\n", strconv.Quote(*nacosGRPC))
 	}
 	if *token != "" {
 		fmt.Fprintf(&b, "  token: %s\n", strconv.Quote(*token))

@@ -24,6 +24,8 @@ type Registry struct {
 	RaftListen string `yaml:"raft_listen"`
 	// Raft secures the Raft transport.
 	Raft RegistryRaft `yaml:"raft"`
+	// NacosGRPC is the Nacos 2.x gRPC API, which Nacos 2 clients use.
+	NacosGRPC RegistryNacosGRPC `yaml:"nacos_grpc"`
 	// Data is the directory of the Raft log and snapshots (default
 	// ./data/registry); "memory" keeps everything in memory.
 	Data string `yaml:"data"`
@@ -61,6 +63,39 @@ type Registry struct {
 	Check *HealthCheck `yaml:"check"`
 	// Limits bound what clients may store.
 	Limits RegistryLimits `yaml:"limits"`
+}
+
+// RegistryNacosGRPC is the listener of the Nacos 2.x gRPC API.
+type RegistryNacosGRPC struct {
+	// Listen is its host:port (default: the listen host with the listen
+	// port + 1000, 9848 for 8848, where Nacos 2 clients look for it), or
+	// "off" to serve none.
+	Listen string `yaml:"listen"`
+}
+
+// RegistryNacosGRPCOff is the listen value that turns the Nacos gRPC API
+// off.
+const RegistryNacosGRPCOff = "off"
+
+// DefaultRegistryNacosGRPCListen is the Nacos gRPC API's address when
+// nacos_grpc.listen is not set: the HTTP listen host with its port + 1000
+// (Nacos 2 clients add 1000 to the port they are given); port 0 stays 0,
+// and a port above 64535 has no room and turns it off.
+func DefaultRegistryNacosGRPCListen(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	p, err := strconv.Atoi(port)
+	switch {
+	case err != nil:
+		return ""
+	case p == 0:
+		return net.JoinHostPort(host, "0")
+	case p+RegistryRaftPortOffset > 65535:
+		return RegistryNacosGRPCOff
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+RegistryRaftPortOffset))
 }
 
 // RegistryRaft secures the Raft transport between registry nodes.
@@ -172,6 +207,9 @@ func registryDefaults(c *Config, absent func(isZero bool, path string) bool) {
 	if r.RaftListen == "" {
 		r.RaftListen = DefaultRegistryRaftListen(r.Listen, r.Raft.TLS != nil || r.Raft.Insecure)
 	}
+	if r.NacosGRPC.Listen == "" {
+		r.NacosGRPC.Listen = DefaultRegistryNacosGRPCListen(r.Listen)
+	}
 	l := &r.Limits
 	for _, d := range []struct {
 		v    *int
@@ -256,6 +294,11 @@ func registryValidate(v *validator, _ map[string]bool) {
 	}
 	if rh, ok := v.addr("registry.raft_listen", r.RaftListen, false); ok && !isLoopback(rh) && r.Raft.TLS == nil && !r.Raft.Insecure {
 		v.errorf("registry.raft_listen", "%s is not a loopback address, and Raft without registry.raft.tls is plaintext and unauthenticated; set registry.raft.tls, or registry.raft.insecure: true to accept that", r.RaftListen)
+	}
+	if l := r.NacosGRPC.Listen; l != RegistryNacosGRPCOff {
+		if gh, ok := v.addr("registry.nacos_grpc.listen", l, false); ok && r.Token == "" && r.TokenFile == "" && !isLoopback(gh) {
+			v.errorf("registry.nacos_grpc.listen", "%s is not a loopback address, and without registry.token anyone who reaches it could write; set a token, or off", l)
+		}
 	}
 	if t := r.Raft.TLS; t != nil {
 		for _, f := range []struct{ name, val string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}, {"ca_file", t.CAFile}} {

@@ -19,6 +19,17 @@ func TestRegistryDefaults(t *testing.T) {
 		r.WatchWriteTimeout.D() != 10*time.Second || r.Check.Interval != DefaultInterval || r.Check.Rise != DefaultRise {
 		t.Errorf("defaults not applied: %+v", r)
 	}
+	if r.NacosGRPC.Listen != "127.0.0.1:9848" {
+		t.Errorf("nacos_grpc.listen defaults to %q, want the HTTP port + 1000", r.NacosGRPC.Listen)
+	}
+	for listen, want := range map[string]string{"127.0.0.1:0": "127.0.0.1:0", "[::1]:18848": "[::1]:19848", "127.0.0.1:65000": "off"} {
+		if got := DefaultRegistryNacosGRPCListen(listen); got != want {
+			t.Errorf("DefaultRegistryNacosGRPCListen(%s) = %q, want %q", listen, got, want)
+		}
+	}
+	if c, err := Parse("t.yaml", []byte("registry:\n  nacos_grpc: {listen: \"off\"}\n")); err != nil || c.Registry.NacosGRPC.Listen != "off" {
+		t.Errorf("nacos_grpc.listen off: %v", err)
+	}
 	if c, _ := Parse("t.yaml", []byte("pools: []\n")); c.Registry != nil {
 		t.Error("registry section appeared from nowhere")
 	}
@@ -32,6 +43,8 @@ func TestRegistryValidationErrors(t *testing.T) {
 		{"token and token_file", "token: a\n  token_file: /x", "registry.token_file: set token or token_file, not both"},
 		{"namespace token and token_file", "namespaces: [{name: a, token: x, token_file: /x}]", "registry.namespaces[0].token_file: set token or token_file"},
 		{"plaintext raft off loopback", "raft_listen: 10.0.0.1:7848", "registry.raft_listen: 10.0.0.1:7848 is not a loopback address, and Raft without registry.raft.tls is plaintext"},
+		{"nacos grpc off loopback without a token", "nacos_grpc: {listen: 10.0.0.1:9848}", "registry.nacos_grpc.listen: 10.0.0.1:9848 is not a loopback address"},
+		{"bad nacos grpc listen", "nacos_grpc: {listen: nope}", `registry.nacos_grpc.listen: "nope" is not host:port`},
 		{"raft tls without a ca", "raft: {tls: {cert_file: a, key_file: b}}", "registry.raft.tls.ca_file: is required"},
 		{"zero limit", "limits: {metadata_bytes: -1}", "registry.limits.metadata_bytes: must be at least 1"},
 		{"wildcard without advertise", "listen: 0.0.0.0:8848\n  token: t", "registry.advertise: is required when registry.listen"},

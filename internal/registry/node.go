@@ -81,6 +81,30 @@ type Options struct {
 	Checks CheckOptions
 	// Logger receives the node's logs (default slog.Default()).
 	Logger *slog.Logger
+	// NacosGRPC is where the Nacos 2.x gRPC API listens (host:port; port
+	// 0 picks one). Empty serves none.
+	NacosGRPC string
+	// NacosGRPCOptional makes a NacosGRPC that cannot be bound a warning
+	// instead of an error: the config's default address, which an
+	// existing deployment did not ask for and may have in use (a Nacos
+	// on the same host), must not stop the registry from starting.
+	NacosGRPCOptional bool
+}
+
+// addrOf is ln's address, or nil for no listener.
+func addrOf(ln net.Listener) net.Addr {
+	if ln == nil {
+		return nil
+	}
+	return ln.Addr()
+}
+
+// NacosGRPCAddr is where the Nacos gRPC API listens, or nil when it is off.
+func (n *Node) NacosGRPCAddr() net.Addr {
+	if n.grpc == nil {
+		return nil
+	}
+	return n.grpc.ln.Addr()
 }
 
 // Node is one registry server: the store, Raft and the HTTP API.
@@ -119,6 +143,7 @@ type Node struct {
 	done    sync.WaitGroup
 	closeMu sync.Once
 	checks  *checker
+	grpc    *nacosGRPC // nil when the Nacos gRPC API is off
 }
 
 // ErrNoLeader is returned when no leader is elected in time.
@@ -177,10 +202,31 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.SetTokens(opts.AdminToken, opts.NamespaceTokens)
+	var gl net.Listener
+	if opts.NacosGRPC != "" {
+		var err error
+		gl, err = net.Listen("tcp", opts.NacosGRPC)
+		switch {
+		case err != nil && opts.NacosGRPCOptional:
+			opts.Logger.Warn("registry: not serving Nacos gRPC at its default address; set registry.nacos_grpc.listen", "addr", opts.NacosGRPC, "err", err)
+		case err != nil:
+			return nil, fmt.Errorf("registry: nacos grpc: %w", err)
+		}
+		if ta, ok := addrOf(gl).(*net.TCPAddr); ok && !ta.IP.IsLoopback() && opts.AdminToken == "" {
+			gl.Close()
+			return nil, fmt.Errorf("registry: nacos grpc on %s, off loopback, needs an admin token (registry.token or registry.token_file)", gl.Addr())
+		}
+	}
 	if err := n.openRaft(); err != nil {
+		if gl != nil {
+			gl.Close()
+		}
 		return nil, err
 	}
 	n.checks = newChecker(n, opts.Checks)
+	if gl != nil {
+		n.grpc = startNacosGRPC(n, gl)
+	}
 	n.handler = n.routes()
 	n.srv = &http.Server{Handler: n.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	graceful.CloseUnusedOnShutdown(n.srv) // Close does not wait 5 s for connections that sent nothing
@@ -533,6 +579,9 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closeMu.Do(func() {
 		close(n.stop)
 		n.cancel()
+		if n.grpc != nil {
+			n.grpc.close()
+		}
 		err = n.srv.Shutdown(ctx)
 		if e := n.raft.Shutdown().Error(); e != nil && err == nil {
 			err = e
@@ -551,6 +600,9 @@ func (n *Node) Kill() {
 	n.closeMu.Do(func() {
 		close(n.stop)
 		n.cancel()
+		if n.grpc != nil {
+			n.grpc.close()
+		}
 		n.srv.Close()
 		n.raft.Shutdown().Error()
 		n.trans.Close()

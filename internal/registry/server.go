@@ -61,6 +61,10 @@ func OptionsFrom(c *config.Registry, log *slog.Logger) (Options, error) {
 		Checks:             CheckOptions{Check: c.Check},
 		Logger:             log,
 	}
+	if c.NacosGRPC.Listen != config.RegistryNacosGRPCOff {
+		o.NacosGRPC = c.NacosGRPC.Listen
+		o.NacosGRPCOptional = c.NacosGRPC.Listen == config.DefaultRegistryNacosGRPCListen(c.Listen)
+	}
 	if o.DataDir == "memory" {
 		o.DataDir = ""
 	}
@@ -139,7 +143,11 @@ func (s *Server) Apply(c *config.Registry) error {
 		ln.Close()
 		return err
 	}
-	s.log.Info("registry serving", "listen", n.ID(), "raft", n.RaftAddr(), "data", c.Data)
+	grpcAddr := "off"
+	if a := n.NacosGRPCAddr(); a != nil {
+		grpcAddr = a.String()
+	}
+	s.log.Info("registry serving", "listen", n.ID(), "raft", n.RaftAddr(), "nacos_grpc", grpcAddr, "data", c.Data)
 	s.node, s.cur = n, c
 	return nil
 }

@@ -1,0 +1,375 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// The naming requests of Nacos 2 clients, mapped onto the registry as the
+// v1 HTTP API (nacos.go) maps them: namespace "" is public, a service
+// name may carry its group as "GROUP@@name", and the same auth checks
+// apply.
+
+// nacosNamingHandler answers one request type with a response type and
+// body, or an error.
+type nacosNamingHandler func(g *nacosGRPC, c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error)
+
+var nacosNamingHandlers = map[string]nacosNamingHandler{
+	"InstanceRequest":         (*nacosGRPC).instanceRequest,
+	"BatchInstanceRequest":    (*nacosGRPC).batchInstanceRequest,
+	"ServiceQueryRequest":     (*nacosGRPC).serviceQuery,
+	"SubscribeServiceRequest": (*nacosGRPC).subscribe,
+	"ServiceListRequest":      (*nacosGRPC).serviceList,
+}
+
+// nacosNamingRequest is the part every naming request has.
+type nacosNamingRequest struct {
+	RequestID   string `json:"requestId"`
+	Namespace   string `json:"namespace"`
+	ServiceName string `json:"serviceName"`
+	GroupName   string `json:"groupName"`
+}
+
+// key is the service the request names.
+func (q *nacosNamingRequest) key() (Key, error) {
+	return nacosKey(form{"namespaceId": {q.Namespace}, "groupName": {q.GroupName}, "serviceName": {q.ServiceName}})
+}
+
+// nacosGRPCInstance is an instance as Nacos 2 clients send it.
+type nacosGRPCInstance struct {
+	IP          string            `json:"ip"`
+	Port        int               `json:"port"`
+	Weight      float64           `json:"weight"`
+	Healthy     bool              `json:"healthy"`
+	Enabled     bool              `json:"enabled"`
+	Ephemeral   bool              `json:"ephemeral"`
+	ClusterName string            `json:"clusterName"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+func (i *nacosGRPCInstance) instance() Instance {
+	md := i.Metadata
+	if len(md) == 0 {
+		md = nil
+	}
+	return Instance{IP: i.IP, Port: i.Port, Cluster: i.ClusterName, Weight: i.Weight, Healthy: i.Healthy,
+		Enabled: i.Enabled, Ephemeral: i.Ephemeral, Metadata: md}
+}
+
+func decodeBody(p *nacosPayload, v any) error {
+	if err := json.Unmarshal(p.Body, v); err != nil {
+		return errf(http.StatusBadRequest, "%s: body is not the expected JSON: %v", p.Type, err)
+	}
+	return nil
+}
+
+// requireLeader refuses writes on a follower: the HTTP API forwards them
+// to the leader, the gRPC API does not yet.
+func (g *nacosGRPC) requireLeader() error {
+	if !g.n.IsLeader() {
+		return errf(http.StatusServiceUnavailable, "this registry node is not the leader (%s is); connect Nacos gRPC clients that write to the leader", g.n.Leader())
+	}
+	return nil
+}
+
+// registerOwned registers in for connection c, which owns it when it is
+// ephemeral.
+func (g *nacosGRPC) registerOwned(c *nacosConn, r *http.Request, k Key, in *Instance) error {
+	if _, err := g.n.register(r, k, in); err != nil {
+		return err
+	}
+	if in.Ephemeral {
+		return c.own(k.withDefaults(), in.ID())
+	}
+	return nil
+}
+
+func (g *nacosGRPC) instanceRequest(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+	var q struct {
+		nacosNamingRequest
+		Type     string            `json:"type"`
+		Instance nacosGRPCInstance `json:"instance"`
+	}
+	if err := decodeBody(p, &q); err != nil {
+		return "", nil, err
+	}
+	k, err := q.key()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := g.requireLeader(); err != nil {
+		return "", nil, err
+	}
+	in := q.Instance.instance()
+	switch q.Type {
+	case "registerInstance":
+		if err := g.registerOwned(c, r, k, &in); err != nil {
+			return "", nil, err
+		}
+	case "deregisterInstance":
+		if !g.n.writeOK(r, k.Namespace) {
+			return "", nil, g.n.writeDenied(k.Namespace)
+		}
+		if err := in.normalize(); err != nil {
+			return "", nil, errf(http.StatusBadRequest, "%v", err)
+		}
+		if _, err := g.n.Propose(&Command{Op: OpDeregister, Key: k, IDs: []string{in.ID()}}); err != nil {
+			return "", nil, err
+		}
+		c.disown(k, in.ID())
+	default:
+		return "", nil, errf(http.StatusBadRequest, "InstanceRequest: unknown type %q (registerInstance or deregisterInstance)", q.Type)
+	}
+	return "InstanceResponse", okResponse(q.RequestID), nil
+}
+
+// batchInstanceRequest registers the connection's instances of a service
+// all at once; those it registered before and left out are deregistered,
+// as Nacos does.
+func (g *nacosGRPC) batchInstanceRequest(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+	var q struct {
+		nacosNamingRequest
+		Type      string              `json:"type"`
+		Instances []nacosGRPCInstance `json:"instances"`
+	}
+	if err := decodeBody(p, &q); err != nil {
+		return "", nil, err
+	}
+	k, err := q.key()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := g.requireLeader(); err != nil {
+		return "", nil, err
+	}
+	if q.Type != "batchRegisterInstance" {
+		return "", nil, errf(http.StatusBadRequest, "BatchInstanceRequest: unknown type %q (batchRegisterInstance)", q.Type)
+	}
+	keep := map[string]bool{}
+	for i := range q.Instances {
+		in := q.Instances[i].instance()
+		if err := g.registerOwned(c, r, k, &in); err != nil {
+			return "", nil, err
+		}
+		keep[in.ID()] = true
+	}
+	var drop []string
+	c.mu.Lock()
+	for o := range c.owned {
+		if o.k == k && !keep[o.id] {
+			drop = append(drop, o.id)
+		}
+	}
+	c.mu.Unlock()
+	if len(drop) > 0 {
+		if _, err := g.n.Propose(&Command{Op: OpDeregister, Key: k, IDs: drop}); err != nil {
+			return "", nil, err
+		}
+		for _, id := range drop {
+			c.disown(k, id)
+		}
+	}
+	return "BatchInstanceResponse", okResponse(q.RequestID), nil
+}
+
+// nacosServiceInfo is a service as Nacos 2 clients read it (their
+// model.Service): Name is the bare service name, GroupName its group, and
+// Clusters echoes what the client asked for, since the client files the
+// answer under name, group and clusters.
+type nacosServiceInfo struct {
+	Name                     string      `json:"name"`
+	GroupName                string      `json:"groupName"`
+	Clusters                 string      `json:"clusters"`
+	CacheMillis              int         `json:"cacheMillis"`
+	Hosts                    []nacosHost `json:"hosts"`
+	LastRefTime              int64       `json:"lastRefTime"`
+	Checksum                 string      `json:"checksum"`
+	AllIPs                   bool        `json:"allIPs"`
+	ReachProtectionThreshold bool        `json:"reachProtectionThreshold"`
+	Valid                    bool        `json:"valid"`
+}
+
+// serviceInfo answers a query of k from the caller at peer.
+func (g *nacosGRPC) serviceInfo(k Key, clusters string, healthyOnly bool, peerAddr string) (nacosServiceInfo, uint64) {
+	q := Query{Key: k, HealthyOnly: healthyOnly, Caller: peerAddr}
+	if host, _, err := net.SplitHostPort(peerAddr); err == nil {
+		q.Caller = host
+	}
+	if clusters != "" {
+		q.Clusters = strings.Split(clusters, ",")
+	}
+	v, found := g.n.store.Get(k)
+	return g.serviceInfoOf(k, clusters, v, found, &q), v.Index
+}
+
+func (g *nacosGRPC) serviceInfoOf(k Key, clusters string, v View, found bool, q *Query) nacosServiceInfo {
+	res := Select(v, found, q)
+	hosts := make([]nacosHost, len(res.Instances))
+	for i := range res.Instances {
+		hosts[i] = toNacosHost(k, &res.Instances[i])
+	}
+	return nacosServiceInfo{
+		Name: k.Service, GroupName: k.Group, Clusters: clusters, CacheMillis: g.n.opts.CacheMillis, Hosts: hosts,
+		LastRefTime: g.refTime(), Checksum: strconv.FormatUint(res.Index, 10),
+		ReachProtectionThreshold: res.Protected, Valid: true,
+	}
+}
+
+func (g *nacosGRPC) serviceQuery(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+	var q struct {
+		nacosNamingRequest
+		Cluster     string `json:"cluster"`
+		HealthyOnly bool   `json:"healthyOnly"`
+	}
+	if err := decodeBody(p, &q); err != nil {
+		return "", nil, err
+	}
+	k, err := q.key()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := g.n.nacosAuth(r, k); err != nil {
+		return "", nil, err
+	}
+	info, _ := g.serviceInfo(k, q.Cluster, q.HealthyOnly, c.peer)
+	return "QueryServiceResponse", struct {
+		nacosResponse
+		ServiceInfo nacosServiceInfo `json:"serviceInfo"`
+	}{okResponse(q.RequestID), info}, nil
+}
+
+// subscribe starts (or stops) pushing a service's changes to the
+// connection, and answers with the service as it is.
+func (g *nacosGRPC) subscribe(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+	var q struct {
+		nacosNamingRequest
+		Subscribe bool   `json:"subscribe"`
+		Clusters  string `json:"clusters"`
+	}
+	if err := decodeBody(p, &q); err != nil {
+		return "", nil, err
+	}
+	k, err := q.key()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := g.n.nacosAuth(r, k); err != nil {
+		return "", nil, err
+	}
+	sk := subKey{k, q.Clusters}
+	info, index := g.serviceInfo(k, q.Clusters, false, c.peer)
+	if q.Subscribe {
+		if err := c.subscribe(sk, index); err != nil {
+			return "", nil, err
+		}
+	} else {
+		c.unsubscribe(sk)
+	}
+	return "SubscribeServiceResponse", struct {
+		nacosResponse
+		ServiceInfo nacosServiceInfo `json:"serviceInfo"`
+	}{okResponse(q.RequestID), info}, nil
+}
+
+func (g *nacosGRPC) serviceList(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+	var q struct {
+		nacosNamingRequest
+		PageNo   int `json:"pageNo"`
+		PageSize int `json:"pageSize"`
+	}
+	if err := decodeBody(p, &q); err != nil {
+		return "", nil, err
+	}
+	ns := q.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	group := q.GroupName
+	if group == "" {
+		group = DefaultGroup
+	}
+	if !g.n.namespaceOK(r, ns) {
+		return "", nil, errf(http.StatusForbidden, "namespace %q needs an access token", ns)
+	}
+	keys := g.n.store.Services(ns, group)
+	if q.PageNo < 1 {
+		q.PageNo = 1
+	}
+	if q.PageSize < 1 || q.PageSize > 1000 {
+		q.PageSize = 1000
+	}
+	names := []string{}
+	for i := (q.PageNo - 1) * q.PageSize; i < len(keys) && len(names) < q.PageSize; i++ {
+		names = append(names, keys[i].Service)
+	}
+	return "ServiceListResponse", struct {
+		nacosResponse
+		Count        int      `json:"count"`
+		ServiceNames []string `json:"serviceNames"`
+	}{okResponse(q.RequestID), len(keys), names}, nil
+}
+
+// subscribe starts a watch of sk that pushes every change after index.
+func (c *nacosConn) subscribe(sk subKey, index uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errf(http.StatusServiceUnavailable, "connection %s is closed; reconnect", c.id)
+	}
+	if _, ok := c.subs[sk]; ok {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	if !c.g.goTracked(func() { c.watch(ctx, sk, index) }) {
+		cancel()
+		return errf(http.StatusServiceUnavailable, "the registry is stopping")
+	}
+	c.subs[sk] = cancel
+	return nil
+}
+
+func (c *nacosConn) unsubscribe(sk subKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cancel, ok := c.subs[sk]; ok {
+		cancel()
+		delete(c.subs, sk)
+	}
+}
+
+// watch pushes the service sk names each time it changes, until ctx ends
+// (an unsubscription, or the connection's end).
+func (c *nacosConn) watch(ctx context.Context, sk subKey, index uint64) {
+	g := c.g
+	q := Query{Key: sk.k, Caller: c.peer}
+	if host, _, err := net.SplitHostPort(c.peer); err == nil {
+		q.Caller = host
+	}
+	if sk.clusters != "" {
+		q.Clusters = strings.Split(sk.clusters, ",")
+	}
+	for {
+		v, found := g.n.store.Wait(ctx, sk.k, index)
+		if ctx.Err() != nil {
+			return
+		}
+		if v.Index == index {
+			continue
+		}
+		index = v.Index
+		info := g.serviceInfoOf(sk.k, sk.clusters, v, found, &q)
+		req := struct {
+			nacosNamingRequest
+			Module      string           `json:"module"`
+			ServiceInfo nacosServiceInfo `json:"serviceInfo"`
+		}{nacosNamingRequest{RequestID: strconv.FormatUint(g.reqSeq.Add(1), 10), Namespace: sk.k.Namespace,
+			ServiceName: sk.k.Service, GroupName: sk.k.Group}, "naming", info}
+		if err := c.push("NotifySubscriberRequest", req); err != nil {
+			g.n.log.Debug("registry nacos grpc: push failed", "conn", c.id, "service", sk.k.String(), "err", err)
+		}
+	}
+}
