@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,10 +96,10 @@ func peerOf(cfg *config.L4BGP, p config.L4BGPPeer) (*api.Peer, error) {
 			ConnectRetry: 1,
 		}},
 		Transport: &api.Transport{RemotePort: uint32(p.Port)},
-		AfiSafis: []*api.AfiSafi{
-			{Config: &api.AfiSafiConfig{Family: family(true), Enabled: true}},
-			{Config: &api.AfiSafiConfig{Family: family(false), Enabled: true}},
-		},
+		// A peer gets the VIPs of its own address family only: the
+		// next hop of a route is the node's address on the session,
+		// and an IPv4 address is no next hop for an IPv6 VIP.
+		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family(!strings.Contains(p.Address, ":")), Enabled: true}}},
 	}, nil
 }
 
