@@ -1,9 +1,15 @@
 package registry
 
 import (
+	"context"
+	"encoding/json"
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestNacosGRPCPayloadRoundTrip checks the hand-written Payload encoding
@@ -49,5 +55,121 @@ func TestNacosGRPCDefaultPortTaken(t *testing.T) {
 			n.Kill()
 		}
 		t.Fatalf("Start with a busy nacos grpc address: %v", err)
+	}
+}
+
+// nacosTestConn is a raw gRPC client of the Nacos API, built on the
+// server's own codec, so the root module tests the server with the gRPC
+// version strata ships (test/compat runs the official SDK).
+type nacosTestConn struct {
+	t      *testing.T
+	cc     *grpc.ClientConn
+	stream grpc.ClientStream
+}
+
+func dialNacos(t *testing.T, n *Node) *nacosTestConn {
+	t.Helper()
+	cc, err := grpc.Dial(n.NacosGRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(nacosCodec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	c := &nacosTestConn{t: t, cc: cc}
+	if typ, body := c.call("ServerCheckRequest", `{"requestId":"1"}`); typ != "ServerCheckResponse" || body["connectionId"] == "" || body["success"] != true {
+		t.Fatalf("server check: %s %v", typ, body)
+	}
+	// The stream's deadline bounds every wait for a push.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c.stream, err = cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/BiRequestStream/requestBiStream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.stream.SendMsg(&nacosPayload{Type: "ConnectionSetupRequest", Body: []byte(`{"clientVersion":"test","labels":{"module":"naming"}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// call sends one unary request and decodes the answer's JSON.
+func (c *nacosTestConn) call(typ, body string) (string, map[string]any) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var resp nacosPayload
+	if err := c.cc.Invoke(ctx, "/Request/request", &nacosPayload{Type: typ, ClientIP: "203.0.113.9", Body: []byte(body)}, &resp); err != nil {
+		c.t.Fatalf("%s: %v", typ, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(resp.Body, &m); err != nil {
+		c.t.Fatalf("%s: answer %q: %v", typ, resp.Body, err)
+	}
+	return resp.Type, m
+}
+
+// push reads the next push from the stream and returns its hosts' IPs
+// and lastRefTime.
+func (c *nacosTestConn) push() ([]string, float64) {
+	c.t.Helper()
+	var p nacosPayload
+	if err := c.stream.RecvMsg(&p); err != nil {
+		c.t.Fatalf("waiting for a push: %v", err)
+	}
+	var req struct {
+		ServiceInfo struct {
+			Hosts []struct {
+				IP string `json:"ip"`
+			} `json:"hosts"`
+			LastRefTime float64 `json:"lastRefTime"`
+		} `json:"serviceInfo"`
+	}
+	if p.Type != "NotifySubscriberRequest" || json.Unmarshal(p.Body, &req) != nil {
+		c.t.Fatalf("push: %s %s", p.Type, p.Body)
+	}
+	var ips []string
+	for _, h := range req.ServiceInfo.Hosts {
+		ips = append(ips, h.IP)
+	}
+	return ips, req.ServiceInfo.LastRefTime
+}
+
+// TestNacosGRPCConnectionOwnsInstances: an instance registered over a
+// connection is pushed to a subscriber, and removed (and the removal
+// pushed) when that connection closes; lastRefTime only grows.
+func TestNacosGRPCConnectionOwnsInstances(t *testing.T) {
+	n := startNode(t, Options{NacosGRPC: "127.0.0.1:0"})
+	sub, reg := dialNacos(t, n), dialNacos(t, n)
+
+	typ, body := sub.call("SubscribeServiceRequest", `{"requestId":"2","serviceName":"orders","groupName":"DEFAULT_GROUP","subscribe":true}`)
+	info, _ := body["serviceInfo"].(map[string]any)
+	if typ != "SubscribeServiceResponse" || info == nil || info["name"] != "orders" || info["groupName"] != "DEFAULT_GROUP" {
+		t.Fatalf("subscribe: %s %v", typ, body)
+	}
+	last, _ := info["lastRefTime"].(float64)
+
+	typ, body = reg.call("InstanceRequest", `{"requestId":"3","namespace":"","serviceName":"orders","groupName":"DEFAULT_GROUP","type":"registerInstance",
+		"instance":{"ip":"127.0.0.31","port":80,"weight":1,"healthy":true,"enabled":true,"ephemeral":true}}`)
+	if typ != "InstanceResponse" || body["success"] != true || body["requestId"] != "3" {
+		t.Fatalf("register: %s %v", typ, body)
+	}
+	ips, ref := sub.push()
+	if len(ips) != 1 || ips[0] != "127.0.0.31" || ref <= last {
+		t.Fatalf("push after register: %v at %v (last %v)", ips, ref, last)
+	}
+	last = ref
+
+	if typ, body := reg.call("ConfigQueryRequest", `{"requestId":"4"}`); typ != "ErrorResponse" || body["success"] == true || body["errorCode"] != float64(501) {
+		t.Fatalf("unknown request: %s %v", typ, body)
+	}
+
+	reg.cc.Close()
+	waitFor(t, 5*time.Second, "the closed connection's instance to go", func() bool {
+		v, _ := n.Store().Get(Key{Service: "orders"})
+		return len(v.Instances) == 0
+	})
+	ips, ref = sub.push()
+	if len(ips) != 0 || ref <= last {
+		t.Fatalf("push after the connection closed: %v at %v (last %v)", ips, ref, last)
 	}
 }
