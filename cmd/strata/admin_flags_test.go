@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // The l7, l4 and dns one-liners take the admin token from --token-file,
@@ -37,13 +38,7 @@ func TestOneLinersTokenFile(t *testing.T) {
 		}
 	}
 
-	open := filepath.Join(dir, "open")
-	if err := os.WriteFile(open, []byte("t0ken\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(open, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	open := testnet.WriteMode(t, filepath.Join(dir, "open"), "t0ken\n", 0o644)
 	var out, errb bytes.Buffer
 	if code := Main([]string{"ctl", "services", "--admin", "127.0.0.1:1", "--token-file", open}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "world-readable") {
 		t.Errorf("ctl with a world-readable --token-file: exit %d, %q; want 2 and world-readable", code, errb.String())

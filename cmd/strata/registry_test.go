@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strata-lb/strata/internal/registry"
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -57,9 +58,7 @@ func TestRegistryRemovePeer(t *testing.T) {
 	dead.Kill()
 
 	dir := t.TempDir()
-	open := filepath.Join(dir, "open-token")
-	os.WriteFile(open, []byte("adm\n"), 0o644)
-	os.Chmod(open, 0o644)
+	open := testnet.WriteMode(t, filepath.Join(dir, "open-token"), "adm\n", 0o644)
 	var stdout, stderr bytes.Buffer
 	if code := cmdRegistry([]string{"remove-peer", dead.ID(), "--server", follower.ID(), "--token-file", open}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "world-readable") {
 		t.Fatalf("a world-readable token file: exit %d, %s", code, stderr.String())

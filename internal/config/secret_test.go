@@ -5,20 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 func TestReadSecretFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), mode); err != nil {
-			t.Fatal(err)
-		}
-		// WriteFile's mode passes through the umask; set it exactly.
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return testnet.WriteMode(t, filepath.Join(dir, name), body, mode)
 	}
 	for _, tc := range []struct {
 		desc, body string

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/pkg/client"
 )
 
@@ -94,13 +95,7 @@ func TestTokenFile(t *testing.T) {
 		mode os.FileMode
 		want string
 	}{{0o644, "world-readable"}, {0o600, ""}} {
-		p := filepath.Join(t.TempDir(), "token")
-		if err := os.WriteFile(p, []byte("ns-token\n"), tc.mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, tc.mode); err != nil {
-			t.Fatal(err)
-		}
+		p := testnet.WriteMode(t, filepath.Join(t.TempDir(), "token"), "ns-token\n", tc.mode)
 		cfg := config.PoolRegistry{Servers: []string{"127.0.0.1:1"}, Namespace: "public", Group: "DEFAULT_GROUP", Service: "s", TokenFile: p}
 		prov, err := Start(pool, cfg, Options{Logger: quiet})
 		if tc.want == "" {

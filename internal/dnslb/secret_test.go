@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -19,14 +20,7 @@ import (
 func TestTSIGSecretFile(t *testing.T) {
 	pools := map[string]*upstream.Pool{"web": newPool(t, "web", []string{"192.0.2.1:80"}, nil)}
 	write := func(body string, mode os.FileMode) string {
-		p := filepath.Join(t.TempDir(), "tsig")
-		if err := os.WriteFile(p, []byte(body), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return testnet.WriteMode(t, filepath.Join(t.TempDir(), "tsig"), body, mode)
 	}
 	withKeyFile := func(path string) *config.DNS {
 		dc := lbConfig(config.Balanced{Pool: "web"})

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -15,14 +16,7 @@ import (
 func TestStickySecretFile(t *testing.T) {
 	pool := newPool(t, "p", "127.0.0.1:1")
 	write := func(body string, mode os.FileMode) string {
-		p := filepath.Join(t.TempDir(), "sticky")
-		if err := os.WriteFile(p, []byte(body), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return testnet.WriteMode(t, filepath.Join(t.TempDir(), "sticky"), body, mode)
 	}
 	const secret = "a-sticky-secret-of-32-bytes-long"
 	inline, err := newSticky(&config.RouteSticky{Secret: secret}, "ln", "r", []*upstream.Pool{pool}, quietLogger())

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // TestServerApply: the supervisor's contract — start on the first config,
@@ -132,14 +133,7 @@ func TestCloseDoesNotWaitForSilentConnections(t *testing.T) {
 func TestServerTokenFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return testnet.WriteMode(t, filepath.Join(dir, name), body, mode)
 	}
 	admin := write("admin", "adm-1\n", 0o600)
 	prod := write("prod", "p-1\n", 0o640)

@@ -8,19 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-lb/strata/internal/testnet"
 )
 
 // secretFile writes body to a file of the given mode and returns its path.
 func secretFile(t *testing.T, body string, mode os.FileMode) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(p, []byte(body), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil { // past the umask
-		t.Fatal(err)
-	}
-	return p
+	return testnet.WriteMode(t, filepath.Join(t.TempDir(), "secret"), body, mode)
 }
 
 // admin.token_file: a world-readable file stops the start with an error
