@@ -95,15 +95,7 @@ func (h *Held) Start() {
 		h.t.Fatalf("listening again on %s, which the test holds: %v", h.addr, err)
 	}
 	h.ln = ln
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go ServeClose(ln)
 }
 
 // Stop closes the listener: connections are refused until Start.
@@ -111,5 +103,17 @@ func (h *Held) Stop() {
 	if h.ln != nil {
 		h.ln.Close()
 		h.ln = nil
+	}
+}
+
+// ServeClose accepts connections on ln and closes each at once, until ln
+// is closed: a backend that is up, for checks that only connect.
+func ServeClose(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
 	}
 }

@@ -86,15 +86,7 @@ func listenOn(t *testing.T, hostport string) net.Listener {
 	if err != nil {
 		return nil
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go testnet.ServeClose(ln)
 	t.Cleanup(func() { ln.Close() })
 	return ln
 }
