@@ -3,7 +3,6 @@ package dnslb
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -141,34 +140,6 @@ func poll(t *testing.T, d time.Duration, what string, f func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// tcpServer listens on addr (host:0 for any port) and accepts until the
-// test ends or stop is called.
-type tcpServer struct {
-	ln   net.Listener
-	addr string
-}
-
-func listenTCP(t *testing.T, addr string) *tcpServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return &tcpServer{ln: ln, addr: ln.Addr().String()}
-}
-
-func (s *tcpServer) stop() { s.ln.Close() }
 
 // answers returns the answer section as strings of "type value".
 func answerIPs(r *dns.Msg) []string {

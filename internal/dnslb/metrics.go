@@ -116,14 +116,6 @@ func (r *statsRegistry) zone(name string) *zoneStats {
 	return z
 }
 
-// zoneOf returns z's counters, or those of "no zone" for nil.
-func (r *statsRegistry) zoneOf(z *zone) *zoneStats {
-	if z == nil || z.stats == nil {
-		return r.none
-	}
-	return z.stats
-}
-
 func (r *statsRegistry) removal(pool string) *atomic.Uint64 {
 	v, _ := r.removals.LoadOrStore(pool, new(atomic.Uint64))
 	return v.(*atomic.Uint64)

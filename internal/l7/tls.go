@@ -199,16 +199,3 @@ func serverTLSConfig(st *certStore, http2 bool) *tls.Config {
 		NextProtos:     protos,
 	}
 }
-
-// sameFiles reports whether two certificate lists name the same files.
-func sameFiles(a, b []config.Certificate) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
