@@ -32,6 +32,9 @@ type announcer struct {
 	cfg      config.L4BGP // the config the speaker started with
 	lameduck time.Duration
 
+	// syncMu makes each sync whole, so a tick that read the old VIPs
+	// cannot undo what a reload's sync just did.
+	syncMu    sync.Mutex
 	mu        sync.Mutex
 	vips      []vip
 	draining  bool      // withdrawn for good: shutting down
@@ -82,6 +85,8 @@ func (a *announcer) set(vs []vip) {
 
 // sync announces the ready VIPs and withdraws the rest.
 func (a *announcer) sync() {
+	a.syncMu.Lock()
+	defer a.syncMu.Unlock()
 	a.mu.Lock()
 	vs, draining := a.vips, a.draining
 	a.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/strata-lb/strata/internal/l4/bgp"
 )
 
 // Endpoint paths of the l4 admin API.
@@ -12,7 +14,32 @@ const (
 	PathServices    = "/api/v1/l4/services"
 	PathConns       = "/api/v1/l4/conns"
 	PathPersistence = "/api/v1/l4/persistence"
+	PathBGP         = "/api/v1/l4/bgp"
 )
+
+// BGPStatus is the body of GET /api/v1/l4/bgp.
+type BGPStatus struct {
+	// Enabled is false when no config has set l4.bgp.
+	Enabled   bool             `json:"enabled"`
+	Peers     []bgp.PeerStatus `json:"peers"`
+	Announced []string         `json:"announced"`
+}
+
+// HandleBGP serves GET /api/v1/l4/bgp: the sessions and the prefixes
+// announced now.
+func (s *Server) HandleBGP(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	on := s.bgp != nil
+	s.mu.Unlock()
+	st := BGPStatus{Enabled: on, Peers: []bgp.PeerStatus{}, Announced: []string{}}
+	if on {
+		st.Peers = append(st.Peers, s.BGPPeers()...)
+		for _, p := range s.BGPAnnounced() {
+			st.Announced = append(st.Announced, p.String())
+		}
+	}
+	writeJSON(w, st)
+}
 
 // HandleServices serves GET /api/v1/l4/services.
 func (s *Server) HandleServices(w http.ResponseWriter, _ *http.Request) {

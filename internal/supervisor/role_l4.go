@@ -38,7 +38,7 @@ func (s *Supervisor) L4() *l4.Server {
 }
 
 // AdminRoutes implements admin.RouteSource: the l4 connection table,
-// persistence table and service statistics.
+// persistence table, service statistics and BGP sessions.
 func (s *Supervisor) AdminRoutes() []admin.Route {
 	serve := func(h func(*l4.Server) http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -56,6 +56,7 @@ func (s *Supervisor) AdminRoutes() []admin.Route {
 		{Path: l4.PathServices, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandleServices })},
 		{Path: l4.PathConns, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandleConns })},
 		{Path: l4.PathPersistence, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandlePersistence })},
+		{Path: l4.PathBGP, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandleBGP })},
 	}
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -182,6 +183,17 @@ l4:
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	var st struct {
+		Enabled   bool
+		Peers     []struct{ Address, State string }
+		Announced []string
+	}
+	if err := json.Unmarshal([]byte(nodes[0].ns.Run(t, "curl", "-sS", "--max-time", "3", "http://127.0.0.1:9901/api/v1/l4/bgp")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Enabled || len(st.Peers) != 1 || st.Peers[0].Address != bgpSubnet+"1" || st.Peers[0].State != "established" || !slices.Equal(st.Announced, []string{bgpVIP + "/32"}) {
+		t.Errorf("GET /api/v1/l4/bgp = %+v, want one established peer and the VIP announced", st)
 	}
 
 	// A node whose last backend fails withdraws the VIP.
