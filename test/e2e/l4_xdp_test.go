@@ -60,9 +60,17 @@ func newXDPNet(t *testing.T) *xdpNet {
 // returns it with its log.
 func (n *xdpNet) startStrata(t *testing.T, args ...string) (*exec.Cmd, *lockedWriter) {
 	t.Helper()
+	return startStrataIn(t, n.lb, args...)
+}
+
+// startStrataIn runs strata with args in ns, kills it when the test ends
+// (logging what it wrote if the test failed), and returns it with its
+// log.
+func startStrataIn(t *testing.T, ns *testnet.Netns, args ...string) (*exec.Cmd, *lockedWriter) {
+	t.Helper()
 	var logs bytes.Buffer
 	lw := &lockedWriter{w: &logs}
-	cmd := n.lb.Cmd(append([]string{strataBin}, args...)...)
+	cmd := ns.Cmd(append([]string{strataBin}, args...)...)
 	cmd.Stderr = lw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -402,20 +410,8 @@ func TestL4XDPTunnel(t *testing.T) {
 		})
 		decaps = append(decaps, decap{dc, out})
 	}
-	var logs bytes.Buffer
-	cmd := lb.Cmd(strataBin, "l4", "--listen", vip+":80", "--to", "10.253.1.11:80", "--to", "10.253.1.12:80",
+	startStrataIn(t, lb, "l4", "--listen", vip+":80", "--to", "10.253.1.11:80", "--to", "10.253.1.12:80",
 		"--forward", "tunnel", "--dev", "eth0")
-	cmd.Stderr = &lockedWriter{w: &logs}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("strata log:\n%s", logs.String())
-		}
-	})
 	seen := map[string]bool{}
 	eventually(t, 10*time.Second, "both reals through the tunnel", func() bool {
 		out, err := client.Cmd("curl", "-sS", "--max-time", "3", "http://"+vip+"/").Output()
