@@ -37,8 +37,7 @@ type kernelPlane struct {
 
 // kernelService is one dr or tunnel service as the plane last loaded it.
 type kernelService struct {
-	name    string
-	cfg     config.L4Service
+	cfg     config.L4Service // its name is cfg.Name
 	key     xdp.ServiceKey
 	mode    xdp.Mode
 	pool    *upstream.Pool
@@ -153,7 +152,7 @@ func newKernelService(sc config.L4Service, pools map[string]*upstream.Pool) (*ke
 	if sc.Forward == "tunnel" {
 		mode = xdp.Tunnel
 	}
-	return &kernelService{name: sc.Name, cfg: sc, key: key, mode: mode, pool: pool}, nil
+	return &kernelService{cfg: sc, key: key, mode: mode, pool: pool}, nil
 }
 
 // load puts the pool's current snapshot in the kernel. A table that left a
@@ -162,7 +161,7 @@ func newKernelService(sc config.L4Service, pools map[string]*upstream.Pool) (*ke
 func (k *kernelPlane) load(ks *kernelService) {
 	snap := ks.pool.Snapshot()
 	if err := k.dp.SetService(ks.key, ks.mode, snap); err != nil {
-		k.log.Warn("loading a kernel service", "service", ks.name, "err", err)
+		k.log.Warn("loading a kernel service", "service", ks.cfg.Name, "err", err)
 		ks.version = 0
 		return
 	}
@@ -236,7 +235,7 @@ func (k *kernelPlane) status() []ServiceStatus {
 	for _, ks := range k.services {
 		st := byKey[ks.key]
 		ss := ServiceStatus{
-			Name: ks.name, Protocol: ks.cfg.Protocol, Listen: ks.cfg.Listen, Pool: ks.pool.Name(),
+			Name: ks.cfg.Name, Protocol: ks.cfg.Protocol, Listen: ks.cfg.Listen, Pool: ks.pool.Name(),
 			Scheduler: "mh", Forward: ks.cfg.Forward, Stats: kernelStats(st.Total), Drops: map[string]uint64{},
 		}
 		reals := map[string]xdp.RealStats{}
@@ -283,7 +282,7 @@ func (k *kernelPlane) flows(limit int) []ConnStatus {
 			c.Protocol = "udp"
 		}
 		if ks := names[f.Service]; ks != nil {
-			c.Service, c.Pool = ks.name, ks.pool.Name()
+			c.Service, c.Pool = ks.cfg.Name, ks.pool.Name()
 			if b := ks.pool.Snapshot().Lookup(f.Backend); b != nil {
 				c.Backend = b.Addr
 			}
