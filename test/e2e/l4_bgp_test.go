@@ -76,7 +76,12 @@ func startFRR(t *testing.T, rt *testnet.Netns, conf string) {
 // sorted; none when it has no route.
 func vipNextHops(t *testing.T, rt *testnet.Netns) []string {
 	t.Helper()
-	out := rt.Run(t, "ip", "route", "show", bgpVIP+"/32")
+	return nextHops(t, rt, bgpVIP)
+}
+
+func nextHops(t *testing.T, rt *testnet.Netns, vip string) []string {
+	t.Helper()
+	out := rt.Run(t, "ip", "route", "show", vip+"/32")
 	var hops []string
 	for _, m := range regexp.MustCompile(`via (\S+)`).FindAllStringSubmatch(out, -1) {
 		hops = append(hops, m[1])
@@ -87,6 +92,7 @@ func vipNextHops(t *testing.T, rt *testnet.Netns) []string {
 
 type bgpNode struct {
 	ns      *testnet.Netns
+	conf    string // the config file's path
 	addr    string
 	backend *testnet.NamedServer
 	cmd     *exec.Cmd
@@ -152,6 +158,7 @@ l4:
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		n.conf = path
 		var logs bytes.Buffer
 		n.logs = &lockedWriter{w: &logs}
 		n.cmd = n.ns.Cmd(strataBin, "run", "-c", path)
@@ -243,4 +250,20 @@ l4:
 	if hops := vipNextHops(t, rt); !slices.Equal(hops, []string{nodes[0].addr}) {
 		t.Errorf("after node 2 stopped the route's next hops are %v, want only node 1", hops)
 	}
+
+	// A reload that moves node 1's service to another VIP withdraws the
+	// old one and announces the new.
+	const vip2 = "10.252.9.2"
+	nodes[0].ns.Run(t, "ip", "addr", "add", vip2+"/32", "dev", "lo")
+	b, err := os.ReadFile(nodes[0].conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nodes[0].conf, bytes.Replace(b, []byte(bgpVIP+":80"), []byte(vip2+":80"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nodes[0].cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, 5*time.Second, "the reload to move the route to the new VIP", func() bool {
+		return len(vipNextHops(t, rt)) == 0 && slices.Equal(nextHops(t, rt, vip2), []string{nodes[0].addr})
+	})
 }
