@@ -123,6 +123,30 @@ func (b *Bridge) Plug(t testing.TB, host *Netns, dev string) {
 	host.Run(t, "ip", "link", "set", "lo", "up")
 }
 
+// Host makes the namespace prefix+pid+suffix, plugs it into the bridge
+// as dev (NewNetns, then Plug) and gives dev the addresses addrs.
+func (b *Bridge) Host(t testing.TB, suffix, dev string, addrs ...string) *Netns {
+	t.Helper()
+	ns := NewNetns(t, suffix)
+	b.Plug(t, ns, dev)
+	ns.AddAddrs(t, dev, addrs...)
+	return ns
+}
+
+// AddAddrs adds each address (in CIDR form) to dev. IPv6 ones skip
+// duplicate address detection, so that they are usable at once instead
+// of tentative for a second or two.
+func (ns *Netns) AddAddrs(t testing.TB, dev string, addrs ...string) {
+	t.Helper()
+	for _, a := range addrs {
+		args := []string{"ip", "addr", "add", a, "dev", dev}
+		if strings.Contains(a, ":") {
+			args = append(args, "nodad")
+		}
+		ns.Run(t, args...)
+	}
+}
+
 // Link joins two namespaces with a veth pair, devA in a and devB in b,
 // both up.
 func Link(t testing.TB, a *Netns, devA string, b *Netns, devB string) {

@@ -38,18 +38,11 @@ func newXDPNet(t *testing.T) *xdpNet {
 	testnet.NeedTool(t, "curl", "curl")
 	br := testnet.NewBridge(t, "esw")
 	n := &xdpNet{reals: map[string]*testnet.NamedServer{}}
-	n.client = testnet.NewNetns(t, "ec")
-	br.Plug(t, n.client, "eth0")
-	n.client.Run(t, "ip", "addr", "add", xdpSubnet+"1/24", "dev", "eth0")
-	n.lb = testnet.NewNetns(t, "elb")
-	br.Plug(t, n.lb, "eth0")
-	n.lb.Run(t, "ip", "addr", "add", xdpSubnet+"2/24", "dev", "eth0")
-	n.lb.Run(t, "ip", "addr", "add", xdpVIP+"/32", "dev", "eth0")
+	n.client = br.Host(t, "ec", "eth0", xdpSubnet+"1/24")
+	n.lb = br.Host(t, "elb", "eth0", xdpSubnet+"2/24", xdpVIP+"/32")
 	for i, name := range []string{"r1", "r2"} {
-		ns := testnet.NewNetns(t, "e"+name)
-		br.Plug(t, ns, "eth0")
-		ns.Run(t, "ip", "addr", "add", fmt.Sprintf("%s%d/24", xdpSubnet, 11+i), "dev", "eth0")
-		ns.Run(t, "ip", "addr", "add", xdpVIP+"/32", "dev", "lo")
+		ns := br.Host(t, "e"+name, "eth0", fmt.Sprintf("%s%d/24", xdpSubnet, 11+i))
+		ns.AddAddrs(t, "lo", xdpVIP+"/32")
 		ns.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2")
 		n.reals[name] = testnet.ServeNamed(t, ns, name, []string{":7000"}, []string{":80"})
 	}
@@ -374,16 +367,11 @@ func TestL4XDPTunnel(t *testing.T) {
 	router := testnet.NewNetns(t, "ert")
 	front.Plug(t, router, "eth0")
 	back.Plug(t, router, "eth1")
-	router.Run(t, "ip", "addr", "add", "10.253.0.254/24", "dev", "eth0")
-	router.Run(t, "ip", "addr", "add", "10.253.1.254/24", "dev", "eth1")
+	router.AddAddrs(t, "eth0", "10.253.0.254/24")
+	router.AddAddrs(t, "eth1", "10.253.1.254/24")
 	router.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	client := testnet.NewNetns(t, "etc")
-	front.Plug(t, client, "eth0")
-	client.Run(t, "ip", "addr", "add", "10.253.0.1/24", "dev", "eth0")
-	lb := testnet.NewNetns(t, "etlb")
-	front.Plug(t, lb, "eth0")
-	lb.Run(t, "ip", "addr", "add", "10.253.0.2/24", "dev", "eth0")
-	lb.Run(t, "ip", "addr", "add", vip+"/32", "dev", "eth0")
+	client := front.Host(t, "etc", "eth0", "10.253.0.1/24")
+	lb := front.Host(t, "etlb", "eth0", "10.253.0.2/24", vip+"/32")
 	lb.Run(t, "ip", "route", "add", "10.253.1.0/24", "via", "10.253.0.254")
 	type decap struct {
 		cmd *exec.Cmd
@@ -391,11 +379,9 @@ func TestL4XDPTunnel(t *testing.T) {
 	}
 	var decaps []decap
 	for i, name := range []string{"r1", "r2"} {
-		ns := testnet.NewNetns(t, "et"+name)
-		back.Plug(t, ns, "eth0")
-		ns.Run(t, "ip", "addr", "add", fmt.Sprintf("10.253.1.%d/24", 11+i), "dev", "eth0")
+		ns := back.Host(t, "et"+name, "eth0", fmt.Sprintf("10.253.1.%d/24", 11+i))
 		ns.Run(t, "ip", "route", "add", "default", "via", "10.253.1.254")
-		ns.Run(t, "ip", "addr", "add", vip+"/32", "dev", "lo")
+		ns.AddAddrs(t, "lo", vip+"/32")
 		ns.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0")
 		testnet.ServeNamed(t, ns, name, nil, []string{":80"})
 		dc := ns.Cmd(strataBin, "decap", "--dev", "eth0", "--xdp-mode", "generic")

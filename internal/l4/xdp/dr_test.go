@@ -40,26 +40,14 @@ func newDRNet(t *testing.T) *drNet {
 	testnet.NeedTool(t, "ip", "iproute2")
 	br := testnet.NewBridge(t, "sw")
 	n := &drNet{reals: map[string]*testnet.Netns{}, addrs: map[string]string{}, addrs6: map[string]string{}}
-	n.client = testnet.NewNetns(t, "c")
-	br.Plug(t, n.client, "eth0")
-	n.client.Run(t, "ip", "addr", "add", "10.250.0.1/24", "dev", "eth0")
-	n.client.Run(t, "ip", "addr", "add", "fd00:250::1/64", "dev", "eth0", "nodad")
-	n.lb = testnet.NewNetns(t, "lb")
-	br.Plug(t, n.lb, "eth0")
-	n.lb.Run(t, "ip", "addr", "add", "10.250.0.2/24", "dev", "eth0")
-	n.lb.Run(t, "ip", "addr", "add", drVIP+"/32", "dev", "eth0")
-	n.lb.Run(t, "ip", "addr", "add", "fd00:250::2/64", "dev", "eth0", "nodad")
-	n.lb.Run(t, "ip", "addr", "add", drVIP6+"/128", "dev", "eth0", "nodad")
+	n.client = br.Host(t, "c", "eth0", "10.250.0.1/24", "fd00:250::1/64")
+	n.lb = br.Host(t, "lb", "eth0", "10.250.0.2/24", drVIP+"/32", "fd00:250::2/64", drVIP6+"/128")
 	for i, name := range []string{"r1", "r2", "r3"} {
-		ns := testnet.NewNetns(t, name)
-		br.Plug(t, ns, "eth0")
 		ip := fmt.Sprintf("10.250.0.%d", 11+i)
-		ns.Run(t, "ip", "addr", "add", ip+"/24", "dev", "eth0")
-		ns.Run(t, "ip", "addr", "add", drVIP+"/32", "dev", "lo")
+		ns := br.Host(t, name, "eth0", ip+"/24", fmt.Sprintf("fd00:250::%x/64", 0x11+i))
 		// Linux answers neighbour solicitations only for addresses of
 		// the interface asked, so a VIP on lo needs no sysctl in IPv6.
-		ns.Run(t, "ip", "addr", "add", fmt.Sprintf("fd00:250::%x/64", 0x11+i), "dev", "eth0", "nodad")
-		ns.Run(t, "ip", "addr", "add", drVIP6+"/128", "dev", "lo", "nodad")
+		ns.AddAddrs(t, "lo", drVIP+"/32", drVIP6+"/128")
 		ns.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2")
 		serveReal(t, ns, name)
 		n.reals[name] = ns
