@@ -266,4 +266,15 @@ l4:
 	eventually(t, 5*time.Second, "the reload to move the route to the new VIP", func() bool {
 		return len(vipNextHops(t, rt)) == 0 && slices.Equal(nextHops(t, rt, vip2), []string{nodes[0].addr})
 	})
+
+	// A node cut off without a word (no FIN, no Cease: its link goes
+	// down) leaves when the router's hold time, 3s, runs out.
+	nodes[0].ns.Run(t, "ip", "link", "set", "eth0", "down")
+	start := time.Now()
+	eventually(t, 10*time.Second, "the cut-off node's route to leave", func() bool { return len(nextHops(t, rt, vip2)) == 0 })
+	took = time.Since(start)
+	t.Logf("a cut-off node's route left the router in %v", took.Round(10*time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("a cut-off node's route took %v to leave, want within the 3s hold time and a little", took)
+	}
 }
