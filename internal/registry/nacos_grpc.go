@@ -340,9 +340,13 @@ func okResponse(requestID string) nacosResponse {
 	return nacosResponse{ResultCode: 200, Success: true, RequestID: requestID}
 }
 
-// errorPayload is the ErrorResponse the clients expect for a failed call:
-// resultCode 500 and the error's HTTP status as errorCode.
-func errorPayload(requestID string, err error) *nacosPayload {
+// errorPayload answers a failed call with a response of type typ, as
+// Nacos does: resultCode 500, the error's HTTP status as errorCode.
+// Refusals (auth, limits, bad input) come back in the request's own
+// response type; the Go SDK takes an ErrorResponse for a broken
+// connection, retries and reconnects, where a typed failure is returned
+// to the caller.
+func errorPayload(typ, requestID string, err error) *nacosPayload {
 	code := http.StatusInternalServerError
 	var he *httpError
 	var le *LimitError
@@ -352,7 +356,7 @@ func errorPayload(requestID string, err error) *nacosPayload {
 	case errors.As(err, &le):
 		code = http.StatusTooManyRequests
 	}
-	return responsePayload("ErrorResponse", nacosResponse{ResultCode: 500, ErrorCode: code, Message: err.Error(), RequestID: requestID})
+	return responsePayload(typ, nacosResponse{ResultCode: 500, ErrorCode: code, Message: err.Error(), RequestID: requestID})
 }
 
 func responsePayload(typ string, v any) *nacosPayload {
@@ -389,12 +393,12 @@ func (g *nacosGRPC) request(ctx context.Context, p *nacosPayload) *nacosPayload 
 	}
 	h, ok := nacosNamingHandlers[p.Type]
 	if !ok {
-		return errorPayload(head.RequestID, errf(http.StatusNotImplemented, "strata's registry does not serve %q over Nacos gRPC", p.Type))
+		return errorPayload("ErrorResponse", head.RequestID, errf(http.StatusNotImplemented, "strata's registry does not serve %q over Nacos gRPC", p.Type))
 	}
-	typ, v, err := h(g, c, p, authRequest(c, p))
+	typ, v, err := h.handle(g, c, p, authRequest(c, p))
 	if err != nil {
 		g.n.countRefused(err)
-		return errorPayload(head.RequestID, err)
+		return errorPayload(h.response, head.RequestID, err)
 	}
 	return responsePayload(typ, v)
 }

@@ -18,12 +18,19 @@ import (
 // body, or an error.
 type nacosNamingHandler func(g *nacosGRPC, c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error)
 
-var nacosNamingHandlers = map[string]nacosNamingHandler{
-	"InstanceRequest":         (*nacosGRPC).instanceRequest,
-	"BatchInstanceRequest":    (*nacosGRPC).batchInstanceRequest,
-	"ServiceQueryRequest":     (*nacosGRPC).serviceQuery,
-	"SubscribeServiceRequest": (*nacosGRPC).subscribe,
-	"ServiceListRequest":      (*nacosGRPC).serviceList,
+// nacosNamingRoute is a request type's handler and the response type a
+// failure of it is answered with.
+type nacosNamingRoute struct {
+	response string
+	handle   nacosNamingHandler
+}
+
+var nacosNamingHandlers = map[string]nacosNamingRoute{
+	"InstanceRequest":         {"InstanceResponse", (*nacosGRPC).instanceRequest},
+	"BatchInstanceRequest":    {"BatchInstanceResponse", (*nacosGRPC).batchInstanceRequest},
+	"ServiceQueryRequest":     {"QueryServiceResponse", (*nacosGRPC).serviceQuery},
+	"SubscribeServiceRequest": {"SubscribeServiceResponse", (*nacosGRPC).subscribe},
+	"ServiceListRequest":      {"ServiceListResponse", (*nacosGRPC).serviceList},
 }
 
 // nacosNamingRequest is the part every naming request has.
@@ -322,6 +329,11 @@ func (c *nacosConn) subscribe(sk subKey, index uint64) error {
 	}
 	if _, ok := c.subs[sk]; ok {
 		return nil
+	}
+	// Each subscription holds a goroutine; a connection gets as many as
+	// one client address may park on the HTTP API.
+	if len(c.subs) >= c.g.n.opts.MaxParkedPerClient {
+		return errf(http.StatusTooManyRequests, "connection %s holds %d subscriptions, the most registry.max_watchers_per_client allows", c.id, len(c.subs))
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	if !c.g.goTracked(func() { c.watch(ctx, sk, index) }) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,15 +139,16 @@ func (c *nacosTestConn) push() ([]string, float64) {
 // connection is pushed to a subscriber, and removed (and the removal
 // pushed) when that connection closes; lastRefTime only grows.
 func TestNacosGRPCConnectionOwnsInstances(t *testing.T) {
-	n := startNode(t, Options{NacosGRPC: "127.0.0.1:0"})
+	n := startNode(t, Options{NacosGRPC: "127.0.0.1:0", MaxParkedPerClient: 3})
 	sub, reg := dialNacos(t, n), dialNacos(t, n)
 
-	typ, body := sub.call("SubscribeServiceRequest", `{"requestId":"2","serviceName":"orders","groupName":"DEFAULT_GROUP","subscribe":true}`)
+	typ, body := sub.call("SubscribeServiceRequest", `{"requestId":"2","namespace":"public","serviceName":"orders","groupName":"DEFAULT_GROUP","subscribe":true}`)
 	info, _ := body["serviceInfo"].(map[string]any)
 	if typ != "SubscribeServiceResponse" || info == nil || info["name"] != "orders" || info["groupName"] != "DEFAULT_GROUP" {
 		t.Fatalf("subscribe: %s %v", typ, body)
 	}
 	last, _ := info["lastRefTime"].(float64)
+	// Namespace "" (the registration below) is "public" (the subscription).
 
 	typ, body = reg.call("InstanceRequest", `{"requestId":"3","namespace":"","serviceName":"orders","groupName":"DEFAULT_GROUP","type":"registerInstance",
 		"instance":{"ip":"127.0.0.31","port":80,"weight":1,"healthy":true,"enabled":true,"ephemeral":true}}`)
@@ -161,6 +163,23 @@ func TestNacosGRPCConnectionOwnsInstances(t *testing.T) {
 
 	if typ, body := reg.call("ConfigQueryRequest", `{"requestId":"4"}`); typ != "ErrorResponse" || body["success"] == true || body["errorCode"] != float64(501) {
 		t.Fatalf("unknown request: %s %v", typ, body)
+	}
+
+	// A connection's subscriptions are bounded.
+	for i := 0; ; i++ {
+		typ, body := reg.call("SubscribeServiceRequest", `{"serviceName":"s`+strconv.Itoa(i)+`","subscribe":true}`)
+		if typ != "SubscribeServiceResponse" {
+			t.Fatalf("subscription %d answered %s %v", i, typ, body)
+		}
+		if body["success"] != true {
+			if body["errorCode"] != float64(429) || i != 3 {
+				t.Fatalf("subscription %d refused with %v", i, body)
+			}
+			break
+		}
+		if i > 3 {
+			t.Fatal("more subscriptions than max_watchers_per_client")
+		}
 	}
 
 	reg.cc.Close()

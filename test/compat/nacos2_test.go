@@ -207,8 +207,10 @@ func TestNacos2GRPCAuth(t *testing.T) {
 	n := startRegistry(t, registry.Options{AdminToken: "s3cret"})
 	anon := newClient(t, n)
 	defer anon.CloseClient()
+	// The refusal comes back as a failed InstanceResponse, which the SDK
+	// returns as false (an ErrorResponse would make it reconnect).
 	ok, err := anon.RegisterInstance(vo.RegisterInstanceParam{Ip: "127.0.0.21", Port: 8080, ServiceName: "orders", Weight: 1, Enable: true, Healthy: true, Ephemeral: true})
-	if err == nil || ok {
+	if ok {
 		t.Fatalf("anonymous RegisterInstance: %v %v, want a refusal", ok, err)
 	}
 	if got := storeIPs(n); len(got) != 0 {
@@ -219,5 +221,31 @@ func TestNacos2GRPCAuth(t *testing.T) {
 	register(t, admin, "127.0.0.22")
 	if got := storeIPs(n); !eq(got, []string{"127.0.0.22"}) {
 		t.Fatalf("store after an authorized register: %v", got)
+	}
+}
+
+// TestNacos2GRPCBatchRegister: a batch registration registers every
+// instance; a later batch of the same client replaces it, deregistering
+// those it leaves out.
+func TestNacos2GRPCBatchRegister(t *testing.T) {
+	n := startRegistry(t, registry.Options{})
+	c := newClient(t, n)
+	defer c.CloseClient()
+	inst := func(ip string) vo.RegisterInstanceParam {
+		return vo.RegisterInstanceParam{Ip: ip, Port: 8080, Weight: 1, Enable: true, Healthy: true, Ephemeral: true}
+	}
+	ok, err := c.BatchRegisterInstance(vo.BatchRegisterInstanceParam{ServiceName: "orders", Instances: []vo.RegisterInstanceParam{inst("127.0.0.41"), inst("127.0.0.42")}})
+	if err != nil || !ok {
+		t.Fatalf("BatchRegisterInstance: %v %v", ok, err)
+	}
+	if got := storeIPs(n); !eq(got, []string{"127.0.0.41", "127.0.0.42"}) {
+		t.Fatalf("store after the first batch: %v", got)
+	}
+	ok, err = c.BatchRegisterInstance(vo.BatchRegisterInstanceParam{ServiceName: "orders", Instances: []vo.RegisterInstanceParam{inst("127.0.0.42")}})
+	if err != nil || !ok {
+		t.Fatalf("second BatchRegisterInstance: %v %v", ok, err)
+	}
+	if got := storeIPs(n); !eq(got, []string{"127.0.0.42"}) {
+		t.Fatalf("store after the second batch: %v", got)
 	}
 }
