@@ -169,6 +169,7 @@ func (n *Node) register(r *http.Request, k Key, in *Instance) (uint64, error) {
 		return 0, err
 	}
 	c := &Command{Op: OpRegister, Key: k, Instances: []Instance{*in}}
+	n.gone.clear(k, in.ID())
 	idx, err := n.Propose(c)
 	if err != nil {
 		return 0, err
@@ -177,6 +178,13 @@ func (n *Node) register(r *http.Request, k Key, in *Instance) (uint64, error) {
 		n.live.Beat(c.Key, in.ID())
 	}
 	return idx, nil
+}
+
+// deregister is a client's explicit deregistration of ids from k (not an
+// expiry): it is marked, so that a late heartbeat does not undo it.
+func (n *Node) deregister(k Key, ids []string) (uint64, error) {
+	n.gone.mark(k, ids, time.Now())
+	return n.Propose(&Command{Op: OpDeregister, Key: k, IDs: ids})
 }
 
 // instanceFromQuery reads the instance's identity from query parameters.
@@ -201,7 +209,7 @@ func (n *Node) handleDeregister(w http.ResponseWriter, r *http.Request) error {
 	if !n.writeOK(r, k.Namespace) {
 		return n.writeDenied(k.Namespace)
 	}
-	idx, err := n.Propose(&Command{Op: OpDeregister, Key: k, IDs: []string{id}})
+	idx, err := n.deregister(k, []string{id})
 	if err != nil {
 		return err
 	}
@@ -241,8 +249,12 @@ func (n *Node) beat(k Key, in Instance) (uint64, error) {
 		return 0, errf(http.StatusBadRequest, "%v", err)
 	}
 	id := in.ID()
-	n.live.Beat(k, id)
 	cur, ok := n.store.Instance(k, id)
+	if !ok && n.gone.recent(k, id, time.Now()) {
+		// A heartbeat sent before its client deregistered: see tombstone.go.
+		return n.store.Index(), nil
+	}
+	n.live.Beat(k, id)
 	switch {
 	case !ok:
 		in.Healthy, in.Ephemeral = true, true

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -217,6 +218,50 @@ func TestBeatRevivesAndReregisters(t *testing.T) {
 	do(t, "PUT", u+"/v1/registry/beat", "", inst)
 	if h, ok := healthy(); !ok || !h {
 		t.Fatal("beat did not register the removed instance again")
+	}
+}
+
+// TestLateBeatAfterDeregister: a heartbeat that arrives just after its
+// client deregistered (sent before, delivered after — under load the
+// Nacos SDK's last beat often is) does not register the instance again,
+// through strata's API and Nacos's; a registration afterwards works at
+// once, and an instance that expired rather than left is still brought
+// back by its beat (TestBeatRevivesAndReregisters).
+func TestLateBeatAfterDeregister(t *testing.T) {
+	n := startNode(t, Options{})
+	u := "http://" + n.ID()
+	inst := map[string]any{"service": "late", "ip": "127.0.0.1", "port": 80}
+	present := func() bool {
+		_, ok := n.Store().Instance(Key{Service: "late"}, "127.0.0.1#80#DEFAULT")
+		return ok
+	}
+	if code, b, _ := do(t, "PUT", u+"/v1/registry/instances", "", inst); code != 200 {
+		t.Fatalf("register: %d %s", code, b)
+	}
+	if code, b, _ := do(t, "DELETE", u+"/v1/registry/instances?service=late&ip=127.0.0.1&port=80", "", nil); code != 200 || present() {
+		t.Fatalf("deregister: %d %s, present %v", code, b, present())
+	}
+	if code, b, _ := do(t, "PUT", u+"/v1/registry/beat", "", inst); code != 200 {
+		t.Fatalf("late beat: %d %s", code, b)
+	}
+	if present() {
+		t.Fatal("a beat right after the deregistration registered the instance again")
+	}
+	if code, b, _ := do(t, "PUT", u+"/v1/registry/instances", "", inst); code != 200 || !present() {
+		t.Fatalf("register again: %d %s, present %v", code, b, present())
+	}
+
+	// The same through the Nacos API, as the official SDK sends it.
+	const q = "serviceName=late&ip=127.0.0.1&port=80&ephemeral=true"
+	if code, b, _ := do(t, "DELETE", u+"/nacos/v1/ns/instance?"+q, "", nil); code != 200 || present() {
+		t.Fatalf("nacos deregister: %d %s, present %v", code, b, present())
+	}
+	beat := url.QueryEscape(`{"ip":"127.0.0.1","port":80,"serviceName":"DEFAULT_GROUP@@late","cluster":"DEFAULT","weight":1}`)
+	if code, b, _ := do(t, "PUT", u+"/nacos/v1/ns/instance/beat?serviceName=DEFAULT_GROUP@@late&beat="+beat, "", nil); code != 200 {
+		t.Fatalf("nacos late beat: %d %s", code, b)
+	}
+	if present() {
+		t.Fatal("a Nacos beat right after the deregistration registered the instance again")
 	}
 }
 

@@ -169,7 +169,7 @@ func (n *Node) nacosDeregister(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := n.Propose(&Command{Op: OpDeregister, Key: k, IDs: []string{in.ID()}}); err != nil {
+	if _, err := n.deregister(k, []string{in.ID()}); err != nil {
 		return err
 	}
 	okText(w)

@@ -144,6 +144,9 @@ type Node struct {
 	closeMu sync.Once
 	checks  *checker
 	grpc    *nacosGRPC // nil when the Nacos gRPC API is off
+	// gone marks recent explicit deregistrations, so that a heartbeat
+	// already on its way does not register the instance again.
+	gone tombstones
 }
 
 // ErrNoLeader is returned when no leader is elected in time.
