@@ -78,10 +78,10 @@ func freeAddr(t testing.TB, udp bool) string {
 }
 
 // Bound reports whether a socket is bound to addr's port for network
-// ("tcp": listening; "udp": bound) on this machine, read from /proc/net so
-// that asking takes nothing from the process about to bind it. It tells
-// that a child process given a FreeAddr has bound it, for UDP too, where no
-// dial could.
+// ("tcp": listening; "udp": bound) in this network namespace, read from
+// /proc so that asking takes nothing from the process about to bind it. It
+// tells that a child process given a FreeAddr has bound it, for UDP too,
+// where no dial could.
 func Bound(network, addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -92,7 +92,11 @@ func Bound(network, addr string) bool {
 		return false
 	}
 	want := fmt.Sprintf(":%04X", p)
-	for _, f := range []string{"/proc/net/" + network, "/proc/net/" + network + "6"} {
+	// thread-self, not /proc/net (which is /proc/self/net, the main
+	// thread's namespace): Netns.Do may have moved the main thread into a
+	// test's namespace for good, while every thread that runs goroutines
+	// stays in this one.
+	for _, f := range []string{"/proc/thread-self/net/" + network, "/proc/thread-self/net/" + network + "6"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
