@@ -42,6 +42,21 @@ type nacosNamingRequest struct {
 }
 
 // key is the service the request names.
+// decodeNaming reads a naming request's body into q, which embeds
+// nacosNamingRequest, and returns the service it names.
+func decodeNaming(p *nacosPayload, q interface{ key() (Key, error) }) (Key, error) {
+	if err := decodeBody(p, q); err != nil {
+		return Key{}, err
+	}
+	return q.key()
+}
+
+// serviceInfoResponse answers a query or a subscription with the service.
+type serviceInfoResponse struct {
+	nacosResponse
+	ServiceInfo nacosServiceInfo `json:"serviceInfo"`
+}
+
 func (q *nacosNamingRequest) key() (Key, error) {
 	return nacosKey(form{"namespaceId": {q.Namespace}, "groupName": {q.GroupName}, "serviceName": {q.ServiceName}})
 }
@@ -101,10 +116,7 @@ func (g *nacosGRPC) instanceRequest(c *nacosConn, p *nacosPayload, r *http.Reque
 		Type     string            `json:"type"`
 		Instance nacosGRPCInstance `json:"instance"`
 	}
-	if err := decodeBody(p, &q); err != nil {
-		return "", nil, err
-	}
-	k, err := q.key()
+	k, err := decodeNaming(p, &q)
 	if err != nil {
 		return "", nil, err
 	}
@@ -124,7 +136,7 @@ func (g *nacosGRPC) instanceRequest(c *nacosConn, p *nacosPayload, r *http.Reque
 		if err := in.normalize(); err != nil {
 			return "", nil, errf(http.StatusBadRequest, "%v", err)
 		}
-		if _, err := g.n.Propose(&Command{Op: OpDeregister, Key: k, IDs: []string{in.ID()}}); err != nil {
+		if _, err := g.n.deregister(k, []string{in.ID()}); err != nil {
 			return "", nil, err
 		}
 		c.disown(k, in.ID())
@@ -143,10 +155,7 @@ func (g *nacosGRPC) batchInstanceRequest(c *nacosConn, p *nacosPayload, r *http.
 		Type      string              `json:"type"`
 		Instances []nacosGRPCInstance `json:"instances"`
 	}
-	if err := decodeBody(p, &q); err != nil {
-		return "", nil, err
-	}
-	k, err := q.key()
+	k, err := decodeNaming(p, &q)
 	if err != nil {
 		return "", nil, err
 	}
@@ -232,10 +241,7 @@ func (g *nacosGRPC) serviceQuery(c *nacosConn, p *nacosPayload, r *http.Request)
 		Cluster     string `json:"cluster"`
 		HealthyOnly bool   `json:"healthyOnly"`
 	}
-	if err := decodeBody(p, &q); err != nil {
-		return "", nil, err
-	}
-	k, err := q.key()
+	k, err := decodeNaming(p, &q)
 	if err != nil {
 		return "", nil, err
 	}
@@ -243,10 +249,7 @@ func (g *nacosGRPC) serviceQuery(c *nacosConn, p *nacosPayload, r *http.Request)
 		return "", nil, err
 	}
 	info, _ := g.serviceInfo(k, q.Cluster, q.HealthyOnly, c.peer)
-	return "QueryServiceResponse", struct {
-		nacosResponse
-		ServiceInfo nacosServiceInfo `json:"serviceInfo"`
-	}{okResponse(q.RequestID), info}, nil
+	return "QueryServiceResponse", serviceInfoResponse{okResponse(q.RequestID), info}, nil
 }
 
 // subscribe starts (or stops) pushing a service's changes to the
@@ -257,10 +260,7 @@ func (g *nacosGRPC) subscribe(c *nacosConn, p *nacosPayload, r *http.Request) (s
 		Subscribe bool   `json:"subscribe"`
 		Clusters  string `json:"clusters"`
 	}
-	if err := decodeBody(p, &q); err != nil {
-		return "", nil, err
-	}
-	k, err := q.key()
+	k, err := decodeNaming(p, &q)
 	if err != nil {
 		return "", nil, err
 	}
@@ -276,10 +276,7 @@ func (g *nacosGRPC) subscribe(c *nacosConn, p *nacosPayload, r *http.Request) (s
 	} else {
 		c.unsubscribe(sk)
 	}
-	return "SubscribeServiceResponse", struct {
-		nacosResponse
-		ServiceInfo nacosServiceInfo `json:"serviceInfo"`
-	}{okResponse(q.RequestID), info}, nil
+	return "SubscribeServiceResponse", serviceInfoResponse{okResponse(q.RequestID), info}, nil
 }
 
 func (g *nacosGRPC) serviceList(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
