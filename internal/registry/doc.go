@@ -20,5 +20,10 @@
 //   - fsm.go, node.go: Raft replication (hashicorp/raft, raft-boltdb);
 //   - http.go, nacos.go: strata's own HTTP API and the Nacos Open API v1
 //     naming endpoints;
-//   - resolver.go: the small query interface other roles (dns) call.
+//   - resolver.go: the small query interface other roles (dns) call;
+//   - config.go, config_store.go, config_watch.go, config_node.go: the
+//     config service (Nacos ConfigService, Diamond): namespace → group →
+//     dataId → content with md5, beta and tag variants, a bounded history
+//     with rollback, replicated by the same Raft log, and change watches
+//     that the long-polling listener and gRPC pushes wait on.
 package registry

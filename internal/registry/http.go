@@ -46,12 +46,17 @@ func (n *Node) routes() http.Handler {
 type httpError struct {
 	code int
 	msg  string
+	// wrapped, when set, is a sentinel that errors.Is matches (the
+	// config service's conflict and not-found).
+	wrapped error
 }
 
 func (e *httpError) Error() string { return e.msg }
 
+func (e *httpError) Unwrap() error { return e.wrapped }
+
 func errf(code int, format string, args ...any) error {
-	return &httpError{code, fmt.Sprintf(format, args...)}
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

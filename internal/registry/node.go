@@ -75,6 +75,8 @@ type Options struct {
 	// Limits bound instances, services and metadata (zero fields take the
 	// defaults).
 	Limits Limits
+	// Config bounds the config service (zero fields take the defaults).
+	Config ConfigOptions
 	// CacheMillis is the refresh period told to Nacos clients (default 1000).
 	CacheMillis int
 	// Checks configures server-side checks of persistent instances.
@@ -176,6 +178,7 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 		opts.SweepInterval = time.Second
 	}
 	opts.Limits = opts.Limits.withDefaults()
+	opts.Config = opts.Config.withDefaults()
 	if opts.MaxWait == 0 {
 		opts.MaxWait = 5 * time.Minute
 	}

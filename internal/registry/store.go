@@ -46,6 +46,8 @@ type Command struct {
 	// creations, bound the counts the command may grow; nil (entries
 	// written before limits existed) applies unbounded.
 	Limits *Limits `json:"limits,omitempty"`
+	// Config is the payload of the config operations.
+	Config *ConfigCommand `json:"config,omitempty"`
 }
 
 // entry is the store's record of one service.
@@ -90,6 +92,8 @@ type Store struct {
 	// instances, for the limits.
 	nsServices  map[string]int
 	nsInstances map[string]int
+	// cfg is the config service's state, under its own lock.
+	cfg *configState
 }
 
 // NewStore makes an empty store.
@@ -97,6 +101,7 @@ func NewStore() *Store {
 	return &Store{
 		services: map[Key]*entry{}, waiters: map[Key]chan struct{}{}, anyWaiter: make(chan struct{}),
 		nsServices: map[string]int{}, nsInstances: map[string]int{},
+		cfg: newConfigState(),
 	}
 }
 
@@ -112,6 +117,10 @@ func (s *Store) Index() uint64 {
 // they are proposed, this only happens to commands that raced (a
 // deregistration of an instance already gone is not an error).
 func (s *Store) Apply(c *Command) (uint64, error) {
+	if isConfigOp(c.Op) {
+		// Config changes have their own state and index (config_store.go).
+		return s.cfg.apply(c.Op, c.Config)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	changed := map[Key]bool{}
@@ -154,6 +163,11 @@ func (c *Command) Validate() error {
 		}
 		c.Service.Key = c.Service.Key.withDefaults()
 		return c.Service.validate()
+	case OpConfigPublish, OpConfigRemove, OpConfigRollback:
+		if c.Config == nil {
+			return fmt.Errorf("%s without a config", c.Op)
+		}
+		return c.Config.validate(c.Op)
 	}
 	c.Key = c.Key.withDefaults()
 	if err := c.Key.Validate(); err != nil {
@@ -501,6 +515,9 @@ func (s *Store) Count() (services, instances int) {
 type snapshotData struct {
 	Index    uint64        `json:"index"`
 	Services []snapshotSvc `json:"services"`
+	// Config is the config service's state; snapshots written before it
+	// existed lack it and restore to no configurations.
+	Config *configSnapshot `json:"config,omitempty"`
 }
 
 type snapshotSvc struct {
@@ -521,6 +538,7 @@ func (s *Store) capture() *snapshotData {
 	for _, e := range s.services {
 		d.Services = append(d.Services, snapshotSvc{Service: e.svc, Explicit: e.explicit, Index: e.index, Instances: e.view})
 	}
+	d.Config = s.cfg.capture()
 	return d
 }
 
@@ -558,5 +576,6 @@ func (s *Store) Load(r io.Reader) error {
 	close(s.anyWaiter)
 	s.anyWaiter = make(chan struct{})
 	s.mu.Unlock()
+	s.cfg.load(d.Config)
 	return nil
 }
