@@ -396,6 +396,11 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	var v View
 	var found bool
+	if r.URL.Query().Has("consistent") {
+		if !n.consistentRead(w, r) {
+			return
+		}
+	}
 	if s := r.URL.Query().Get("index"); s != "" {
 		idx, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
@@ -430,6 +435,48 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Strata-Index", strconv.FormatUint(v.Index, 10))
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(body)
+}
+
+// consistentRead readies a ?consistent query, Consul's mode of that name:
+// the answer must reflect every write acknowledged before the query began.
+// A follower forwards the query to the leader. The leader first confirms
+// with a quorum that it still leads (a leader cut off from the others may
+// not know yet that it was deposed, and its store may lack writes the new
+// leader acknowledged), and it must have applied every entry of earlier
+// terms (its barrier, which leaderLoop takes when it comes to lead). It
+// reports whether the caller should go on and answer from the store; when
+// false it has answered already.
+func (n *Node) consistentRead(w http.ResponseWriter, r *http.Request) bool {
+	if !n.IsLeader() {
+		if r.Header.Get(forwardedHeader) != "" {
+			writeErr(w, errf(http.StatusServiceUnavailable, "registry: this node no longer leads; retry"))
+			return false
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		leader, err := n.waitLeader(ctx)
+		cancel()
+		if err != nil {
+			writeErr(w, err)
+			return false
+		}
+		if leader != n.id {
+			n.forward(w, r, leader)
+			return false
+		}
+	}
+	// Every write this leader acknowledged in its term was applied to its
+	// store before the acknowledgement, and every write acknowledged in
+	// earlier terms was applied before its barrier in this term. So once
+	// a quorum confirms it still leads, its store answers consistently.
+	if n.barrierTerm.Load() != n.raft.CurrentTerm() {
+		writeErr(w, errf(http.StatusServiceUnavailable, "registry: the leader has not applied its predecessors' entries yet; retry"))
+		return false
+	}
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		writeErr(w, errf(http.StatusServiceUnavailable, "registry: this node could not confirm it leads: %v; retry", err))
+		return false
+	}
+	return true
 }
 
 // handleWatch streams one JSON Result per line: the current answer, then

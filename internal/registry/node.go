@@ -91,6 +91,10 @@ type Options struct {
 	// existing deployment did not ask for and may have in use (a Nacos
 	// on the same host), must not stop the registry from starting.
 	NacosGRPCOptional bool
+
+	// raftStream, when set, wraps the Raft stream layer: the
+	// linearizability test cuts and stalls links between nodes with it.
+	raftStream func(raft.StreamLayer) raft.StreamLayer
 }
 
 // addrOf is ln's address, or nil for no listener.
@@ -135,6 +139,10 @@ type Node struct {
 	// leading is true once the leader loop has taken up this node's
 	// leadership (liveness epoch set, previous term applied).
 	leading atomic.Bool
+	// barrierTerm is the Raft term in which this node, leading, last
+	// applied a barrier: every entry committed before its term is in its
+	// store. Consistent reads need it to be the current term.
+	barrierTerm atomic.Uint64
 	auth    atomic.Pointer[authConfig]
 
 	stop chan struct{}
@@ -332,7 +340,7 @@ func (n *Node) raftTransport(adv net.Addr) (*raft.NetworkTransport, error) {
 		if err != nil {
 			return nil, err
 		}
-		return raft.NewNetworkTransport(closing(s), 3, 5*time.Second, io.Discard), nil
+		return raft.NewNetworkTransport(closing(n.wrapStream(s)), 3, 5*time.Second, io.Discard), nil
 	}
 	host, _, err := net.SplitHostPort(n.opts.RaftAddr)
 	if err != nil {
@@ -348,7 +356,14 @@ func (n *Node) raftTransport(adv net.Addr) (*raft.NetworkTransport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return raft.NewNetworkTransport(closing(s), 3, 5*time.Second, io.Discard), nil
+	return raft.NewNetworkTransport(closing(n.wrapStream(s)), 3, 5*time.Second, io.Discard), nil
+}
+
+func (n *Node) wrapStream(s raft.StreamLayer) raft.StreamLayer {
+	if n.opts.raftStream == nil {
+		return s
+	}
+	return n.opts.raftStream(s)
 }
 
 // raftAdvertise is the Raft address to advertise, or "" to advertise the
@@ -461,13 +476,18 @@ func (n *Node) leaderLoop() {
 		case <-t.C:
 		}
 		now := n.IsLeader()
-		if now && !leading {
+		// A new term is a new leadership even when this loop did not see
+		// the node lose the old one (lost and won back within a tick).
+		term := n.raft.CurrentTerm()
+		if now && (!leading || n.barrierTerm.Load() != term) {
 			n.live.Lead()
-			// The barrier makes sure every entry of the previous term is
-			// applied before this node judges instances on its store.
+			// The barrier makes sure every entry of the previous terms is
+			// applied before this node judges instances on its store or
+			// answers a consistent read.
 			if err := n.raft.Barrier(5 * time.Second).Error(); err != nil {
 				continue
 			}
+			n.barrierTerm.Store(term)
 		}
 		leading = now
 		n.leading.Store(now)
