@@ -143,7 +143,7 @@ type Node struct {
 	// applied a barrier: every entry committed before its term is in its
 	// store. Consistent reads need it to be the current term.
 	barrierTerm atomic.Uint64
-	auth    atomic.Pointer[authConfig]
+	auth        atomic.Pointer[authConfig]
 
 	stop chan struct{}
 	// ctx ends when the node stops, releasing parked blocking queries and
