@@ -1,34 +1,80 @@
 #!/usr/bin/env bash
-# Side-by-side registry benchmark: strata registry and Consul (consul agent
-# -dev), measured in one run with the same client (bench/registry/regbench)
-# and the same concurrency:
+# Side-by-side registry benchmark: strata's registry, etcd and ZooKeeper on
+# this machine, each measured by the same load generator
+# (bench/registry/regbench, a module of its own so that the peers' client
+# libraries stay out of strata's) with the same concurrency, each system
+# through the client and the calls that service frameworks use:
 #
-#   reg      registrations per second (strata: PUT /v1/registry/instances;
-#            Consul: PUT /v1/agent/service/register with a passing TTL check)
-#   query    healthy-instance queries per second, 10 instances
-#            (strata: GET /v1/registry/services/…; Consul: /v1/health/service/…?passing)
-#   watch    p50/p99 of one change reaching SUBS subscribers parked in
-#            blocking queries (index + wait on both)
-#   memory   RSS growth of the server for FILL ephemeral instances
+#   reg    registrations/s, a new ephemeral instance each
+#          strata: PUT /v1/registry/instances
+#          etcd:   LeaseGrant + Put with the lease (gRPC resolver, Kratos, go-micro)
+#          zk:     create of an ephemeral znode on the worker's session (Dubbo)
+#   beat   heartbeats/s
+#          strata: PUT /v1/registry/beat (HTTP; a map write on the leader, no Raft entry)
+#          etcd:   LeaseKeepAlive, one message on an open stream (the leader renews
+#                  in memory, no Raft entry)
+#          zk:     a session ping, 12 bytes on the session's connection (the server
+#                  touches the session in memory, no transaction)
+#   query  queries/s of one service's 10 instances
+#          strata: GET /v1/registry/services/…; etcd: serializable prefix Get;
+#          zk: getChildren — each answered from the server's own state
+#   watch  one change (a new instance) pushed to SUBS subscribers, each on a
+#          connection (session) of its own: p50/p99 over CHANGES changes of the
+#          time from the write's acknowledgement to the LAST subscriber's
+#          notification (strata: streaming watch; etcd: prefix watch; zk:
+#          child watch, re-armed)
 #
-# Consul is skipped with a note when it is not installed. Every server
-# listens on 127.0.0.1; every load loop is bounded in time or count.
+# Each system runs as a single server on 127.0.0.1 with its data on disk, in
+# two modes (MODES):
+#   durable  what each documents for production: fsync on every commit.
+#            strata: registry.data on disk (Raft log in bolt, fsync per batch);
+#            etcd: defaults (WAL fsync); zk: defaults (forceSync=yes).
+#   fast     each system's fastest mode that still fsyncs before it answers:
+#            strata: the same (it has no faster safe store; registry.data:
+#            memory forgets on restart and is shown as "strata-mem", for
+#            reference only); etcd: --backend-batch-interval=100ms,
+#            --backend-batch-limit=10000, --snapshot-count=100000 (the WAL
+#            still fsyncs; --unsafe-no-fsync is not safe and not used);
+#            zk: forceSync=yes with zookeeper.flushDelay=2ms and
+#            maxBatchSize=1000 (group commit of fsyncs), snapCount=1000000.
+# Rounds are interleaved (strata, etcd, zk, strata, …); the medians and the
+# ratios strata/etcd and strata/zk are printed at the end.
+#
+# It installs nothing: it needs the Debian packages etcd-server and
+# zookeeper (and a Java runtime, which zookeeper brings).
 #
 # Environment:
-#   DURATION  seconds per reg/query measurement (default 5)
+#   DURATION  seconds per reg/beat/query measurement (default 5)
 #   CONC      concurrent clients (default 32)
 #   SUBS      subscribers for watch (default 1000)
-#   FILL      instances for the memory figure (default 100000)
-#   DATA      strata's data: a directory (default: a temporary one) or memory
+#   CHANGES   changes for watch (default 50)
+#   ROUNDS    interleaved rounds (default 1)
+#   MODES     "durable fast" (default)
+#   SYSTEMS   "strata etcd zk" (default)
 set -euo pipefail
 
 DURATION=${DURATION:-5}
 CONC=${CONC:-32}
 SUBS=${SUBS:-1000}
-FILL=${FILL:-100000}
+CHANGES=${CHANGES:-50}
+ROUNDS=${ROUNDS:-1}
+MODES=${MODES:-durable fast}
+SYSTEMS=${SYSTEMS:-strata etcd zk}
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/lib.sh"
+for s in $SYSTEMS; do
+	case $s in
+	etcd) need_tools etcd-server etcd ;;
+	zk)
+		need_tools "zookeeper (and a Java runtime)" java
+		[ -r /usr/share/java/zookeeper.jar ] || {
+			echo "run.sh: /usr/share/java/zookeeper.jar not found; install the Debian package zookeeper" >&2
+			exit 1
+		}
+		;;
+	esac
+done
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -38,31 +84,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$root" && go build -o "$tmp/strata" ./cmd/strata && go build -o "$tmp/regbench" ./bench/registry/regbench)
-DATA=${DATA:-$tmp/data}
+(cd "$root" && go build -o "$tmp/strata" ./cmd/strata)
+(cd "$root/bench/registry" && go build -o "$tmp/regbench" ./regbench)
+ulimit -n 65536 2>/dev/null || true
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-
-
-
-bench() { # target addr
-	local t=$1 a=$2
-	"$tmp/regbench" -target "$t" -addr "$a" -mode reg -c "$CONC" -d "${DURATION}s"
-	"$tmp/regbench" -target "$t" -addr "$a" -mode query -c "$CONC" -d "${DURATION}s"
-	"$tmp/regbench" -target "$t" -addr "$a" -mode watch -subs "$SUBS"
-}
-
-memory() { # target addr pid: on a fresh server, RSS growth for FILL instances
-	local t=$1 a=$2 pid=$3 before after
-	before=$(rss_kb "$pid")
-	"$tmp/regbench" -target "$t" -addr "$a" -mode fill -n "$FILL" -c "$CONC"
-	after=$(rss_kb "$pid")
-	echo "target=$t mode=memory instances=$FILL rss_before_mb=$((before / 1024)) rss_after_mb=$((after / 1024)) bytes_per_instance=$(((after - before) * 1024 / FILL))"
-}
-
-start_strata() { # data dir; sets sp and spid
+# start_strata MODE sets addr and pid. strata-mem is registry.data: memory.
+start_strata() {
+	local sp rp data=$tmp/strata-data-$RANDOM
+	[ "$1" = mem ] && data=memory
 	sp=$(free_port)
-	local rp
 	rp=$(free_port)
 	cat >"$tmp/strata.yaml" <<YAML
 admin:
@@ -72,50 +102,130 @@ log:
 registry:
   listen: 127.0.0.1:$sp
   raft_listen: 127.0.0.1:$rp
-  data: $1
+  data: $data
   unhealthy_after: 10m
   remove_after: 10m
+  max_watchers_per_client: 4096
+  nacos_grpc:
+    listen: "off"
 YAML
 	"$tmp/strata" run -c "$tmp/strata.yaml" 2>>"$tmp/strata.log" &
-	spid=$!
-	pids+=("$spid")
-	wait_http "http://127.0.0.1:$sp/v1/registry/cluster"
-	sleep 1
+	pid=$!
+	pids+=("$pid")
+	addr=127.0.0.1:$sp
+	wait_http "http://$addr/v1/registry/cluster"
+	for _ in $(seq 1 100); do
+		curl -fsS "http://$addr/v1/registry/cluster" | grep -q '"leader":"[^"]' && return 0
+		sleep 0.1
+	done
 }
 
-start_consul() { # sets cp and cpid
+start_etcd() { # MODE
+	local cp pp extra=()
 	cp=$(free_port)
-	consul agent -dev -log-level=warn -http-port="$cp" -dns-port=-1 -grpc-port=-1 -serf-lan-port="$(free_port)" -serf-wan-port="$(free_port)" -server-port="$(free_port)" -bind=127.0.0.1 -client=127.0.0.1 >>"$tmp/consul.log" 2>&1 &
-	cpid=$!
-	pids+=("$cpid")
-	wait_http "http://127.0.0.1:$cp/v1/status/leader"
-	sleep 2
+	pp=$(free_port)
+	[ "$1" = fast ] && extra=(--backend-batch-interval=100ms --backend-batch-limit=10000 --snapshot-count=100000)
+	etcd --name bench --data-dir "$tmp/etcd-$RANDOM" --log-level warn --logger zap \
+		--listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+		--listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+		--initial-cluster "bench=http://127.0.0.1:$pp" "${extra[@]}" >>"$tmp/etcd.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	addr=127.0.0.1:$cp
+	wait_http "http://$addr/health"
 }
 
-have_consul=false
-command -v consul >/dev/null 2>&1 && have_consul=true
+start_zk() { # MODE
+	local zp dir=$tmp/zk-$RANDOM props=()
+	zp=$(free_port)
+	mkdir -p "$dir"
+	cat >"$dir/zoo.cfg" <<CFG
+tickTime=2000
+dataDir=$dir/data
+clientPortAddress=127.0.0.1
+clientPort=$zp
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=ruok
+CFG
+	if [ "$1" = fast ]; then
+		echo snapCount=1000000 >>"$dir/zoo.cfg"
+		props=(-Dzookeeper.flushDelay=2 -Dzookeeper.maxBatchSize=1000)
+	fi
+	java -Xmx2g "${props[@]}" -Dzookeeper.log.dir="$dir" -cp "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar" \
+		org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" >>"$tmp/zk.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	addr=127.0.0.1:$zp
+	for _ in $(seq 1 300); do
+		[ "$(echo ruok | timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$zp; cat >&3; cat <&3" 2>/dev/null)" = imok ] && return 0
+		sleep 0.1
+	done
+	echo "run.sh: zookeeper did not come up; see $tmp/zk.log" >&2
+	tail -20 "$tmp/zk.log" >&2
+	exit 1
+}
 
-echo "# strata registry (data: $DATA)"
-start_strata "$DATA"
-bench strata "127.0.0.1:$sp"
-kill "$spid"
-if $have_consul; then
-	echo "# consul $(consul version | head -1) agent -dev"
-	start_consul
-	bench consul "127.0.0.1:$cp"
-	kill "$cpid"
-else
-	echo "# consul: not installed (Debian package consul); skipped"
-fi
+stop() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
 
-echo "# memory, each on a fresh server"
-memdata=$DATA
-[ "$DATA" = memory ] || memdata="$DATA-mem"
-start_strata "$memdata"
-memory strata "127.0.0.1:$sp" "$spid"
-kill "$spid"
-if $have_consul; then
-	start_consul
-	memory consul "127.0.0.1:$cp" "$cpid"
-	kill "$cpid"
-fi
+# val LINE KEY prints KEY's value from a regbench line.
+val() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
+
+declare -A R
+rb() { # label sys mode args... : runs regbench, prints and keeps its line
+	local label=$1 sys=$2 m=$3 line
+	shift 3
+	line=$("$tmp/regbench" -target "$sys" -addr "$addr" -mode "$m" "$@") || {
+		echo "$label $m: failed" >&2
+		return 0
+	}
+	echo "$label $line"
+	case $m in
+	watch)
+		add "$label/last_p50" "$(val "$line" last_p50_ms)"
+		add "$label/last_p99" "$(val "$line" last_p99_ms)"
+		;;
+	*) add "$label/$m" "$(val "$line" per_sec)" ;;
+	esac
+}
+
+bench_one() { # label sys
+	local label=$1 sys=$2
+	rb "$label" "$sys" reg -c "$CONC" -d "${DURATION}s"
+	rb "$label" "$sys" beat -c "$CONC" -d "${DURATION}s"
+	rb "$label" "$sys" query -c "$CONC" -d "${DURATION}s"
+	rb "$label" "$sys" watch -subs "$SUBS" -changes "$CHANGES"
+}
+
+echo "# $(date -u +%FT%TZ) load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores; etcd $(etcd --version | awk '/etcd Version/ {print $3}'), zookeeper $(dpkg-query -W -f '${Version}' zookeeper 2>/dev/null || echo ?)"
+for round in $(seq 1 "$ROUNDS"); do
+	for mode in $MODES; do
+		for sys in $SYSTEMS; do
+			echo "# round $round, $mode: $sys (load $(cut -d' ' -f1 /proc/loadavg))"
+			"start_$sys" "$mode"
+			bench_one "$sys/$mode" "$sys"
+			stop
+			if [ "$sys" = strata ] && [ "$mode" = fast ]; then
+				echo "# round $round, reference: strata-mem (registry.data: memory, not durable)"
+				start_strata mem
+				bench_one "strata-mem/fast" strata
+				stop
+			fi
+		done
+	done
+done
+
+echo "# medians of $ROUNDS round(s); ratio = strata / peer (for push latency, peer / strata: above 1 means strata is faster)"
+printf '%-8s %-14s %10s %10s %10s %8s %8s\n' mode system reg/s beat/s query/s p50_ms p99_ms
+for mode in $MODES; do
+	for sys in $SYSTEMS $([ "$mode" = fast ] && echo strata-mem); do
+		case " $SYSTEMS " in *" strata "*) ;; *) [ "$sys" = strata-mem ] && continue ;; esac
+		l=$sys/$mode
+		printf '%-8s %-14s %10s %10s %10s %8s %8s\n' "$mode" "$sys" "$(m "$l/reg")" "$(m "$l/beat")" "$(m "$l/query")" "$(m "$l/last_p50")" "$(m "$l/last_p99")"
+	done
+	for peer in etcd zk; do
+		case " $SYSTEMS " in *" $peer "*) ;; *) continue ;; esac
+		s=strata/$mode p=$peer/$mode
+		echo "ratio $mode strata/$peer: reg $(ratio "$(m "$s/reg")" "$(m "$p/reg")") beat $(ratio "$(m "$s/beat")" "$(m "$p/beat")") query $(ratio "$(m "$s/query")" "$(m "$p/query")") push_p50 $(ratio "$(m "$p/last_p50")" "$(m "$s/last_p50")") push_p99 $(ratio "$(m "$p/last_p99")" "$(m "$s/last_p99")")"
+	done
+done
