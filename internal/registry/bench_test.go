@@ -1,9 +1,15 @@
 package registry
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -81,4 +87,48 @@ func BenchmarkSweep100k(b *testing.B) {
 			b.Fatal("changes in a steady state")
 		}
 	}
+}
+
+// BenchmarkRegisterHTTP is the write path end to end on one node with its
+// Raft log on disk: concurrent clients register a new ephemeral instance
+// each over HTTP (what bench/registry's reg mode does); run it with
+// -cpuprofile to see where a registration's time goes.
+func BenchmarkRegisterHTTP(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := Start(ln, Options{RaftAddr: "127.0.0.1:0", DataDir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Liveness: LivenessOptions{UnhealthyAfter: time.Hour, RemoveAfter: time.Hour}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	for deadline := time.Now().Add(10 * time.Second); !n.Serving(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("no leader")
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	url := "http://" + n.Addr().String() + "/v1/registry/instances"
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			body := fmt.Sprintf(`{"service":"s%d","ip":"10.%d.%d.%d","port":80}`, i%100, i>>16&255, i>>8&255, i&255)
+			req, _ := http.NewRequest("PUT", url, strings.NewReader(body))
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
 }
