@@ -34,12 +34,20 @@ func main() {
 	pprof := flag.String("pprof", "", "serve net/http/pprof on this address")
 	baseline := flag.Bool("reverseproxy", false, "run a plain httputil.ReverseProxy instead, as the baseline")
 	accessLog := flag.String("access-log", "", "write an access log to this path (combined format; off by default, as in the peers' configs)")
+	tlsListen := flag.String("tls-listen", "", "also listen with TLS (and HTTP/2 by ALPN, as a TLS listener's default) on this address")
+	tlsCert := flag.String("tls-cert", "", "PEM certificate chain of the TLS listener")
+	tlsKey := flag.String("tls-key", "", "PEM private key of the TLS listener")
+	hold := flag.String("hold", "", "client mode: open -hold-conns keep-alive connections to this address, one GET on each, and hold them idle until killed")
+	holdConns := flag.Int("hold-conns", 10000, "connections the -hold client opens")
 	flag.Parse()
 	var err error
-	if *baseline {
+	switch {
+	case *hold != "":
+		err = holdIdle(*hold, *holdConns)
+	case *baseline:
 		err = runReverseProxy(*listen, *backends)
-	} else {
-		err = run(*listen, *backends, *lb, *pprof, *accessLog)
+	default:
+		err = run(*listen, *backends, *lb, *pprof, *accessLog, tlsOptions{*tlsListen, *tlsCert, *tlsKey})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata-l7bench:", err)
@@ -75,7 +83,10 @@ func runReverseProxy(listen, backends string) error {
 	return http.ListenAndServe(listen, rp)
 }
 
-func run(listen, backends, lb, pprof, accessLog string) error {
+// tlsOptions add a second listener that terminates TLS.
+type tlsOptions struct{ listen, cert, key string }
+
+func run(listen, backends, lb, pprof, accessLog string, tlsOpts tlsOptions) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	builder, err := balance.Builder(lb, balance.Options{})
 	if err != nil {
@@ -100,8 +111,17 @@ func run(listen, backends, lb, pprof, accessLog string) error {
 	// Metrics on, as under the supervisor: their cost is part of the figure.
 	srv := l7.NewServer(l7.Options{Logger: log, Registry: prometheus.NewRegistry()})
 	cfg := &config.L7{Listeners: []config.Listener{{Name: "bench", Listen: listen, Routes: []config.Route{{Pool: "bench"}}}}}
+	if tlsOpts.listen != "" {
+		// The same route behind TLS; HTTP/2 is offered by ALPN as in a
+		// default config (http2 defaults to true on a TLS listener).
+		cfg.Listeners = append(cfg.Listeners, config.Listener{Name: "bench-tls", Listen: tlsOpts.listen,
+			TLS:    &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: tlsOpts.cert, KeyFile: tlsOpts.key}}},
+			Routes: []config.Route{{Pool: "bench"}}})
+	}
 	if accessLog != "" {
-		cfg.Listeners[0].AccessLog = &config.AccessLog{Path: accessLog, Format: "combined"}
+		for i := range cfg.Listeners {
+			cfg.Listeners[i].AccessLog = &config.AccessLog{Path: accessLog, Format: "combined"}
+		}
 	}
 	if err := srv.Apply(cfg, map[string]*upstream.Pool{"bench": pool}); err != nil {
 		return err
