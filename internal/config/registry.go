@@ -63,6 +63,21 @@ type Registry struct {
 	Check *HealthCheck `yaml:"check"`
 	// Limits bound what clients may store.
 	Limits RegistryLimits `yaml:"limits"`
+	// Config bounds the config service (Nacos ConfigService).
+	Config RegistryConfig `yaml:"config"`
+}
+
+// RegistryConfig bounds the config service.
+type RegistryConfig struct {
+	// History is how many versions of each configuration are kept for
+	// history and rollback (default 20).
+	History int `yaml:"history"`
+	// MaxContentBytes bounds one configuration's content (default
+	// 102400, at most 524288).
+	MaxContentBytes int `yaml:"max_content_bytes"`
+	// MaxConfigs bounds the configurations of one namespace (default
+	// 10000).
+	MaxConfigs int `yaml:"max_configs"`
 }
 
 // RegistryNacosGRPC is the listener of the Nacos 2.x gRPC API.
@@ -157,6 +172,12 @@ const (
 	DefaultRegistryMetadataEntries       = 64
 	DefaultRegistryMetadataBytes         = 4096
 
+	// The config service's bounds; internal/registry has the same.
+	DefaultRegistryConfigHistory         = 20
+	DefaultRegistryConfigMaxContentBytes = 100 << 10
+	MaxRegistryConfigContentBytes        = 512 << 10
+	DefaultRegistryConfigMaxConfigs      = 10000
+
 	// The heartbeat timings of ephemeral instances; internal/registry
 	// takes them for options left zero too.
 	DefaultRegistryHeartbeatInterval = 5 * time.Second
@@ -221,6 +242,9 @@ func registryDefaults(c *Config, absent func(isZero bool, path string) bool) {
 		{&l.ServicesPerNamespace, "registry.limits.services_per_namespace", DefaultRegistryServicesPerNamespace},
 		{&l.MetadataEntries, "registry.limits.metadata_entries", DefaultRegistryMetadataEntries},
 		{&l.MetadataBytes, "registry.limits.metadata_bytes", DefaultRegistryMetadataBytes},
+		{&r.Config.History, "registry.config.history", DefaultRegistryConfigHistory},
+		{&r.Config.MaxContentBytes, "registry.config.max_content_bytes", DefaultRegistryConfigMaxContentBytes},
+		{&r.Config.MaxConfigs, "registry.config.max_configs", DefaultRegistryConfigMaxConfigs},
 	} {
 		if absent(*d.v == 0, d.path) {
 			*d.v = d.def
@@ -318,6 +342,22 @@ func registryValidate(v *validator, _ map[string]bool) {
 		if f.val < 1 {
 			v.errorf("registry.limits."+f.name, "must be at least 1")
 		}
+	}
+	for _, f := range []struct {
+		name string
+		val  int
+	}{
+		{"history", r.Config.History}, {"max_content_bytes", r.Config.MaxContentBytes}, {"max_configs", r.Config.MaxConfigs},
+	} {
+		if f.val < 1 {
+			v.errorf("registry.config."+f.name, "must be at least 1")
+		}
+	}
+	if r.Config.History > 1000 {
+		v.errorf("registry.config.history", "must be at most 1000 (every version is kept in memory and in snapshots)")
+	}
+	if r.Config.MaxContentBytes > MaxRegistryConfigContentBytes {
+		v.errorf("registry.config.max_content_bytes", "must be at most %d (a content travels whole in one Raft entry)", MaxRegistryConfigContentBytes)
 	}
 	for i, j := range r.Join {
 		v.addr(fmt.Sprintf("registry.join[%d]", i), j, true)

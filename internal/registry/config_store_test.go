@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -434,6 +435,13 @@ func TestConfigCluster(t *testing.T) {
 	var he *httpError
 	if !errors.As(err, &he) || he.code != 503 || !strings.Contains(err.Error(), leader.ID()) {
 		t.Fatalf("follower write: %v, want 503 naming the leader", err)
+	}
+	// The HTTP API forwards a follower's writes to the leader.
+	if code, body, _ := nacosDo(t, "POST", "http://"+nodes[1].ID()+"/nacos/v1/cs/configs", url.Values{"dataId": {"fwd"}, "content": {"via follower"}}, nil); code != 200 || body != "true" {
+		t.Fatalf("publish through a follower: %d %q", code, body)
+	}
+	if got, ok := leader.ConfigGet("", "", "fwd", "", ""); !ok || got.Content != "via follower" || leader.ConfigHistory("", "", "fwd")[0].SrcIP != "127.0.0.1" {
+		t.Fatalf("leader after a forwarded publish: %+v", got)
 	}
 	// Snapshot the follower, restart it on its data dir: the configs and
 	// the history come back.

@@ -39,6 +39,8 @@ func (n *Node) routes() http.Handler {
 	m.HandleFunc("POST /v1/registry/cluster/remove", n.write(n.handleRemovePeer))
 	// Nacos Open API v1, naming.
 	n.nacosRoutes(m)
+	// The config service: Nacos Open API v1 config and strata's own.
+	n.configRoutes(m)
 	return m
 }
 

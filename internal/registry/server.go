@@ -49,6 +49,11 @@ func OptionsFrom(c *config.Registry, log *slog.Logger) (Options, error) {
 			MetadataEntries:       c.Limits.MetadataEntries,
 			MetadataBytes:         c.Limits.MetadataBytes,
 		},
+		Config: ConfigOptions{
+			History:         c.Config.History,
+			MaxContentBytes: c.Config.MaxContentBytes,
+			MaxConfigs:      c.Config.MaxConfigs,
+		},
 		Liveness: LivenessOptions{
 			Interval:       c.HeartbeatInterval.D(),
 			UnhealthyAfter: c.UnhealthyAfter.D(),
