@@ -11,8 +11,15 @@ import (
 // cmdDemo is `strata demo` (see internal/demo) and `strata demo app`, the
 // demo's app instances, which the demo starts as children of this binary.
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "app" {
-		return cmdDemoApp(args[1:], stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "app":
+			return cmdDemoApp(args[1:], stderr)
+		case "cluster":
+			return cmdDemoCluster(args[1:], stdout, stderr)
+		case "cluster-client":
+			return cmdDemoClusterClient(args[1:], stdout, stderr)
+		}
 	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -45,8 +52,43 @@ func cmdDemoApp(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:9001", "HTTP listen `address`")
 	fs.StringVar(&o.Registry, "registry", "127.0.0.1:8848", "registry `address`")
 	fs.StringVar(&o.Service, "service", "web", "the registry service to join")
+	fs.StringVar(&o.Token, "token", "", "the registry's `token`, when it has one")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	return demo.App(o, stderr)
+}
+
+// cmdDemoCluster is `strata demo cluster`: the l4 cluster with BGP and
+// ECMP in network namespaces (root and FRR needed).
+func cmdDemoCluster(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := demo.ClusterOptions{Version: version, Stdout: stdout, Stderr: stderr}
+	fs.Float64Var(&o.Rate, "rate", 20, "new connections a second from the client namespace")
+	fs.DurationVar(&o.TrafficFor, "traffic-for", time.Hour, "stop the client after this long")
+	fs.IntVar(&o.TrafficMax, "traffic-max", 100000, "stop the client after this many requests (0: no traffic)")
+	fs.DurationVar(&o.Restart, "restart", 15*time.Second, "restart a killed node, router daemon or app instance after this long (0: never)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	return demo.RunCluster(o)
+}
+
+// cmdDemoClusterClient is the cluster demo's client, which the demo
+// starts in its client namespace.
+func cmdDemoClusterClient(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo cluster-client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o demo.ClusterClientOptions
+	fs.StringVar(&o.URL, "url", "http://"+demo.ClusterVIP+"/", "the `URL` to ask for")
+	fs.StringVar(&o.Nodes, "nodes", "", "`name=address` of each l4 node, comma-separated")
+	fs.Float64Var(&o.Rate, "rate", 20, "new connections a second")
+	fs.DurationVar(&o.For, "for", time.Hour, "stop after this long")
+	fs.IntVar(&o.Max, "max", 100000, "stop after this many requests")
+	fs.DurationVar(&o.Every, "every", 2*time.Second, "print the per-node counts this often")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	return demo.ClusterClient(o, stdout, stderr)
 }

@@ -36,7 +36,7 @@ func addCommand(c command) { commands = append(commands, c) }
 func init() {
 	addCommand(command{"run", "-c FILE", "run every role the config file configures", func(a []string, _, e io.Writer) int { return cmdRun(a, e) }})
 	addCommand(command{"validate", "-c FILE", "check a config file; exit 1 with file:line on errors", cmdValidate})
-	addCommand(command{"demo", "", "run a self-contained demo on 127.0.0.1", cmdDemo})
+	addCommand(command{"demo", "[cluster]", "run a self-contained demo on 127.0.0.1; demo cluster: the l4 cluster with BGP and ECMP in network namespaces (root, FRR)", cmdDemo})
 	addCommand(command{"version", "", "print the version", func(_ []string, o, _ io.Writer) int {
 		fmt.Fprintf(o, "strata %s\n", version)
 		return 0

@@ -24,6 +24,7 @@ type AppOptions struct {
 	Listen   string // HTTP listen address
 	Registry string // registry address
 	Service  string // the registry service to join
+	Token    string // the registry's token, when it has one
 }
 
 // App is one of the demo's application instances (`strata demo app`,
@@ -48,8 +49,13 @@ func App(o AppOptions, stderr io.Writer) int {
 	body := fmt.Sprintf("hello from %s (%s, pid %d)\n", o.Name, o.Zone, os.Getpid())
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Instance", o.Name)
+		// Say whom the l7 node says the request came from: in the cluster
+		// demo, the l4 node that carried it (see ClusterClient).
+		if from := r.Header.Get("X-Forwarded-For"); from != "" {
+			w.Header().Set(seenFromHeader, from)
+		}
 		io.WriteString(w, body)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -59,7 +65,7 @@ func App(o AppOptions, stderr io.Writer) int {
 		}
 	}()
 
-	c, err := client.New(client.Config{Servers: []string{o.Registry}, Logger: log})
+	c, err := client.New(client.Config{Servers: []string{o.Registry}, Token: o.Token, Logger: log})
 	if err != nil {
 		log.Error("registry client", "err", err)
 		return 1

@@ -19,3 +19,6 @@ func GrowReceiveBuffer(c syscall.Conn, n int) {
 // AcceptQueue reports how many connections wait in a listening socket's
 // accept queue; only Linux tells, so ok is false here.
 func AcceptQueue(c syscall.Conn) (n int, ok bool) { return 0, false }
+
+// freebind does nothing here: IP_FREEBIND is Linux's.
+func freebind(_, _ string, _ syscall.RawConn) error { return nil }
