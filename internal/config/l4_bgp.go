@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,7 +33,27 @@ type L4BGP struct {
 	// routes at shutdown, while the routers move clients away (default
 	// 2s).
 	Lameduck Duration `yaml:"lameduck"`
+	// MED is the MULTI_EXIT_DISC sent with every route (default 0: none
+	// sent, which routers read as 0). A backup node sets a higher MED
+	// than its primary, so the routers prefer the primary while it
+	// announces.
+	MED int64 `yaml:"med"`
+	// ASPathPrepend is how many extra times the node puts its own ASN in
+	// front of the AS path (default 0). A longer path loses to a shorter
+	// one before MED is even compared, and unlike MED it is compared
+	// between routes from different neighbouring ASes too.
+	ASPathPrepend int `yaml:"as_path_prepend"`
+	// Communities are BGP communities sent with every route, each
+	// "ASN:VALUE" or one of no-export, no-advertise, no-export-subconfed.
+	Communities []string `yaml:"communities"`
+	// VIPOnLo puts each announced VIP on the lo interface by netlink
+	// (default true), so that the node's kernel accepts the packets the
+	// routers send it. Addresses that were on lo already are left alone.
+	VIPOnLo *bool `yaml:"vip_on_lo"`
 }
+
+// VIPOnLoEnabled says whether the node manages its VIPs on lo.
+func (b *L4BGP) VIPOnLoEnabled() bool { return b.VIPOnLo == nil || *b.VIPOnLo }
 
 // L4BGPPeer is one router the node keeps a session with.
 type L4BGPPeer struct {
@@ -55,7 +77,35 @@ const (
 	DefaultL4BGPLameduck  = Duration(2 * time.Second)
 	// MaxASN is the largest four-octet AS number (RFC 6793).
 	MaxASN = 1<<32 - 1
+	// MaxL4BGPPrepend bounds as_path_prepend: more than a few extra hops
+	// changes nothing in practice, and routers cap path lengths.
+	MaxL4BGPPrepend = 10
 )
+
+// wellKnownCommunities are the RFC 1997 communities the config names.
+var wellKnownCommunities = map[string]uint32{
+	"no-export":           0xFFFFFF01,
+	"no-advertise":        0xFFFFFF02,
+	"no-export-subconfed": 0xFFFFFF03,
+}
+
+// ParseCommunity reads a community as l4.bgp.communities writes it:
+// "ASN:VALUE", both from 0 to 65535, or a well-known name.
+func ParseCommunity(s string) (uint32, error) {
+	if v, ok := wellKnownCommunities[s]; ok {
+		return v, nil
+	}
+	hi, lo, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, fmt.Errorf("want ASN:VALUE or no-export, no-advertise, no-export-subconfed, got %q", s)
+	}
+	a, err1 := strconv.ParseUint(hi, 10, 16)
+	b, err2 := strconv.ParseUint(lo, 10, 16)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("want ASN:VALUE with both from 0 to 65535, got %q", s)
+	}
+	return uint32(a)<<16 | uint32(b), nil
+}
 
 func init() {
 	onDefaults(l4BGPDefaults)
@@ -75,6 +125,10 @@ func l4BGPDefaults(c *Config, absent func(isZero bool, path string) bool) {
 	}
 	if absent(b.Lameduck == 0, "l4.bgp.lameduck") {
 		b.Lameduck = DefaultL4BGPLameduck
+	}
+	if b.VIPOnLo == nil {
+		on := true
+		b.VIPOnLo = &on
 	}
 	for i := range b.Peers {
 		if b.Peers[i].Port == 0 {
@@ -110,6 +164,17 @@ func l4BGPValidate(v *validator, _ map[string]bool) {
 	}
 	if b.Lameduck < 0 {
 		v.errorf("l4.bgp.lameduck", "must not be negative, got %s", b.Lameduck)
+	}
+	if b.MED < 0 || b.MED > MaxASN {
+		v.errorf("l4.bgp.med", "must be from 0 to 4294967295, got %d", b.MED)
+	}
+	if b.ASPathPrepend < 0 || b.ASPathPrepend > MaxL4BGPPrepend {
+		v.errorf("l4.bgp.as_path_prepend", "must be from 0 to %d, got %d", MaxL4BGPPrepend, b.ASPathPrepend)
+	}
+	for i, c := range b.Communities {
+		if _, err := ParseCommunity(c); err != nil {
+			v.errorf(fmt.Sprintf("l4.bgp.communities[%d]", i), "%v", err)
+		}
 	}
 	seen := map[string]string{}
 	for i, p := range b.Peers {

@@ -16,6 +16,38 @@ func TestL4BGPDefaults(t *testing.T) {
 	if b.HoldTime != DefaultL4BGPHoldTime || b.Keepalive != DefaultL4BGPKeepalive || b.Lameduck != DefaultL4BGPLameduck || b.ListenPort != 0 || b.Peers[0].Port != 179 {
 		t.Errorf("defaults not applied: %+v", b)
 	}
+	if b.MED != 0 || b.ASPathPrepend != 0 || len(b.Communities) != 0 || !b.VIPOnLoEnabled() {
+		t.Errorf("route attribute defaults: med %d, prepend %d, communities %v, vip_on_lo %v; want 0, 0, none, true", b.MED, b.ASPathPrepend, b.Communities, b.VIPOnLoEnabled())
+	}
+	c, err = Parse("t.yaml", []byte(strings.Replace(l4BGPBase, "    peers:", "    vip_on_lo: false\n    peers:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.L4.BGP.VIPOnLoEnabled() {
+		t.Error("vip_on_lo: false was not kept")
+	}
+}
+
+func TestParseCommunity(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint32
+		ok   bool
+	}{
+		{"65001:100", 65001<<16 | 100, true},
+		{"0:0", 0, true},
+		{"no-export", 0xFFFFFF01, true},
+		{"no-advertise", 0xFFFFFF02, true},
+		{"65536:1", 0, false},
+		{"1:65536", 0, false},
+		{"100", 0, false},
+		{"a:b", 0, false},
+	} {
+		got, err := ParseCommunity(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseCommunity(%q) = %#x, %v; want %#x, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
 }
 
 // TestL4BGPValidationErrors: each bad field is reported by file:line and
@@ -33,6 +65,9 @@ func TestL4BGPValidationErrors(t *testing.T) {
 		{"keepalive not below hold", "    peers:", "    keepalive: 3s\n    peers:", "l4.bgp.keepalive: must be whole seconds, at least 1s and less than hold_time (3s)"},
 		{"negative lameduck", "    peers:", "    lameduck: -1s\n    peers:", "l4.bgp.lameduck: must not be negative"},
 		{"listen port", "    peers:", "    listen_port: 70000\n    peers:", "l4.bgp.listen_port: must be a port from 0"},
+		{"negative med", "    peers:", "    med: -1\n    peers:", "t.yaml:12: l4.bgp.med: must be from 0 to 4294967295, got -1"},
+		{"prepend too long", "    peers:", "    as_path_prepend: 11\n    peers:", "t.yaml:12: l4.bgp.as_path_prepend: must be from 0 to 10, got 11"},
+		{"bad community", "    peers:", "    communities: [\"65001:100\", \"65001\"]\n    peers:", `t.yaml:12: l4.bgp.communities[1]: want ASN:VALUE`},
 		{"no peers", "    peers:\n      - {address: 10.1.0.1, asn: 65000}\n", "    peers: []\n", "l4.bgp.peers: at least one peer is required"},
 		{"wildcard VIP", "listen: 10.0.0.1:80", "listen: 0.0.0.0:80", `t.yaml:7: l4.services[0].listen: with l4.bgp every service announces its VIP, so listen needs a literal IP address, got "0.0.0.0"`},
 	} {

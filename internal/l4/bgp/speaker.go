@@ -24,12 +24,25 @@ type Announcer interface {
 
 // Speaker is one embedded BGP speaker and the prefixes it announces.
 type Speaker struct {
-	log *slog.Logger
-	srv *server.BgpServer
+	log     *slog.Logger
+	srv     *server.BgpServer
+	stopW   context.CancelFunc // ends the watch of the sessions
+	tracker *tracker
 
 	mu        sync.Mutex
 	announced map[netip.Prefix]bool
+	attrs     Attrs
+	peers     map[string]peerConf // by address, as added to GoBGP
 	closed    bool
+}
+
+// peerConf is what a session was started with: a change to any of it
+// takes a new session.
+type peerConf struct {
+	cfg       config.L4BGPPeer
+	password  string
+	hold      uint64
+	keepalive uint64
 }
 
 // Start starts a speaker for cfg and adds its peers; the sessions come up
@@ -40,8 +53,8 @@ func Start(ctx context.Context, cfg *config.L4BGP, log *slog.Logger) (*Speaker, 
 		log = slog.Default()
 	}
 	log = log.With("component", "bgp")
-	s := &Speaker{log: log, announced: map[netip.Prefix]bool{}}
-	s.srv = server.NewBgpServer(server.LoggerOption(logAdapter{log}))
+	s := &Speaker{log: log, announced: map[netip.Prefix]bool{}, attrs: AttrsOf(cfg), peers: map[string]peerConf{}, tracker: newTracker()}
+	s.srv = server.NewBgpServer(server.LoggerOption(logAdapter{l: log, down: s.tracker.down}))
 	// GoBGP's Serve has no way to stop: its goroutine lives as long as
 	// the process, which is as long as the l4 role keeps one speaker.
 	go s.srv.Serve()
@@ -56,41 +69,47 @@ func Start(ctx context.Context, cfg *config.L4BGP, log *slog.Logger) (*Speaker, 
 	}}); err != nil {
 		return nil, fmt.Errorf("bgp: starting: %w", err)
 	}
-	for _, p := range cfg.Peers {
-		peer, err := peerOf(cfg, p)
-		if err != nil {
-			s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
-			return nil, err
-		}
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
-			s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
-			return nil, fmt.Errorf("bgp: adding peer %s: %w", p.Address, err)
-		}
+	// The sessions' changes are watched from the start, so the first
+	// transition of every peer is seen.
+	wctx, cancel := context.WithCancel(context.Background())
+	s.stopW = cancel
+	if err := s.srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, s.tracker.event); err != nil {
+		cancel()
+		s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+		return nil, fmt.Errorf("bgp: watching the sessions: %w", err)
+	}
+	if err := s.SetPeers(ctx, cfg); err != nil {
+		cancel()
+		s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+		return nil, err
 	}
 	log.Info("bgp speaker started", "asn", cfg.ASN, "router_id", cfg.RouterID, "peers", len(cfg.Peers))
 	return s, nil
 }
 
-func peerOf(cfg *config.L4BGP, p config.L4BGPPeer) (*api.Peer, error) {
-	var password string
+func confOf(cfg *config.L4BGP, p config.L4BGPPeer) (peerConf, error) {
+	c := peerConf{cfg: p, hold: uint64(cfg.HoldTime.D() / time.Second), keepalive: uint64(cfg.Keepalive.D() / time.Second)}
 	if p.PasswordFile != "" {
 		pw, err := config.ReadSecretFile(p.PasswordFile)
 		if err != nil {
-			return nil, fmt.Errorf("bgp: peer %s: %w", p.Address, err)
+			return c, fmt.Errorf("bgp: peer %s: %w", p.Address, err)
 		}
-		password = pw
+		c.password = pw
 	}
-	hold := uint64(cfg.HoldTime.D() / time.Second)
-	keep := uint64(cfg.Keepalive.D() / time.Second)
+	return c, nil
+}
+
+func (c peerConf) peer() *api.Peer {
+	p := c.cfg
 	return &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: p.Address,
 			PeerAsn:         uint32(p.ASN),
-			AuthPassword:    password,
+			AuthPassword:    c.password,
 		},
 		Timers: &api.Timers{Config: &api.TimersConfig{
-			HoldTime:          hold,
-			KeepaliveInterval: keep,
+			HoldTime:          c.hold,
+			KeepaliveInterval: c.keepalive,
 			// Retrying a lost session every second brings a rebooted
 			// router's routes back quickly; the default is 120s.
 			ConnectRetry: 1,
@@ -100,7 +119,84 @@ func peerOf(cfg *config.L4BGP, p config.L4BGPPeer) (*api.Peer, error) {
 		// next hop of a route is the node's address on the session,
 		// and an IPv4 address is no next hop for an IPv6 VIP.
 		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family(!strings.Contains(p.Address, ":")), Enabled: true}}},
-	}, nil
+	}
+}
+
+// SetPeers makes the speaker's sessions those of cfg.Peers: a new peer
+// gets a session, a peer no longer listed loses its own, and a peer
+// whose asn, port, password or the timers changed gets a new session
+// (the old one ends with a Cease). Peers that did not change keep their
+// sessions. Every password file is read before any session changes, so
+// a bad one changes nothing.
+func (s *Speaker) SetPeers(ctx context.Context, cfg *config.L4BGP) error {
+	want := map[string]peerConf{}
+	for _, p := range cfg.Peers {
+		c, err := confOf(cfg, p)
+		if err != nil {
+			return err
+		}
+		want[p.Address] = c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	var errs []string
+	for addr, old := range s.peers {
+		if c, ok := want[addr]; ok && c == old {
+			continue
+		}
+		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
+			errs = append(errs, fmt.Sprintf("removing peer %s: %v", addr, err))
+			continue
+		}
+		delete(s.peers, addr)
+		s.tracker.forget(addr)
+		if _, ok := want[addr]; ok {
+			s.log.Info("peer changed: starting a new session", "peer", addr)
+		} else {
+			s.log.Info("peer removed", "peer", addr)
+		}
+	}
+	for _, p := range cfg.Peers {
+		if _, ok := s.peers[p.Address]; ok {
+			continue
+		}
+		c := want[p.Address]
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: c.peer()}); err != nil {
+			errs = append(errs, fmt.Sprintf("adding peer %s: %v", p.Address, err))
+			continue
+		}
+		s.peers[p.Address] = c
+		s.tracker.add(p.Address, uint32(p.ASN))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("bgp: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// SetAttrs changes the attributes of every route: the routes announced
+// now are sent again with them, which replaces them at the peers.
+func (s *Speaker) SetAttrs(at Attrs) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.attrs.Equal(at) {
+		return nil
+	}
+	s.attrs = at
+	var errs []string
+	for p := range s.announced {
+		if _, err := s.srv.AddPath(context.Background(), &api.AddPathRequest{Path: path(p, at)}); err != nil {
+			errs = append(errs, fmt.Sprintf("announcing %s again: %v", p, err))
+		}
+	}
+	s.log.Info("route attributes changed", "med", at.MED, "as_path_prepend", at.Prepend, "communities", len(at.Communities))
+	if len(errs) > 0 {
+		return fmt.Errorf("bgp: %s", strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // Announce starts announcing p to every peer; announcing a prefix twice
@@ -111,7 +207,7 @@ func (s *Speaker) Announce(p netip.Prefix) error {
 	if s.closed || s.announced[p] {
 		return nil
 	}
-	if _, err := s.srv.AddPath(context.Background(), &api.AddPathRequest{Path: path(p)}); err != nil {
+	if _, err := s.srv.AddPath(context.Background(), &api.AddPathRequest{Path: path(p, s.attrs)}); err != nil {
 		return fmt.Errorf("bgp: announcing %s: %w", p, err)
 	}
 	s.announced[p] = true
@@ -126,7 +222,7 @@ func (s *Speaker) Withdraw(p netip.Prefix) error {
 	if !s.announced[p] {
 		return nil
 	}
-	if err := s.srv.DeletePath(context.Background(), &api.DeletePathRequest{Path: path(p)}); err != nil {
+	if err := s.srv.DeletePath(context.Background(), &api.DeletePathRequest{Path: path(p, s.attrs)}); err != nil {
 		return fmt.Errorf("bgp: withdrawing %s: %w", p, err)
 	}
 	delete(s.announced, p)
@@ -161,6 +257,7 @@ func (s *Speaker) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.stopW()
 	return s.srv.StopBgp(ctx, &api.StopBgpRequest{})
 }
 

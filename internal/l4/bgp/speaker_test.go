@@ -35,7 +35,7 @@ func newRouter(t *testing.T) *router {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	r := &router{srv: server.NewBgpServer(server.LoggerOption(logAdapter{discard()})), port: port}
+	r := &router{srv: server.NewBgpServer(server.LoggerOption(logAdapter{l: discard()})), port: port}
 	go r.srv.Serve()
 	ctx := context.Background()
 	if err := r.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
@@ -179,3 +179,127 @@ func TestPasswordFileRefused(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// routeAttrs returns the MED, the AS path and the communities of the
+// router's route to prefix; ok is false when it has none.
+func (r *router) routeAttrs(t *testing.T, prefix string) (med uint32, asPath []uint32, comms []uint32, ok bool) {
+	t.Helper()
+	err := r.srv.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: family(true)}, func(d *api.Destination) {
+		if d.Prefix != prefix || len(d.Paths) == 0 {
+			return
+		}
+		ok = true
+		for _, a := range d.Paths[0].Pattrs {
+			var m api.MultiExitDiscAttribute
+			var ap api.AsPathAttribute
+			var c api.CommunitiesAttribute
+			switch {
+			case a.UnmarshalTo(&m) == nil:
+				med = m.Med
+			case a.UnmarshalTo(&ap) == nil:
+				for _, s := range ap.Segments {
+					asPath = append(asPath, s.Numbers...)
+				}
+			case a.UnmarshalTo(&c) == nil:
+				comms = c.Communities
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+// TestRouteAttributes: med, as_path_prepend and communities reach the
+// router on the route, and a change of them replaces the route there
+// without a new session.
+func TestRouteAttributes(t *testing.T) {
+	r := newRouter(t)
+	cfg := testConfig(r.port)
+	cfg.Peers = cfg.Peers[:1]
+	cfg.MED, cfg.ASPathPrepend, cfg.Communities = 200, 2, []string{"65001:100", "no-export"}
+	s, err := Start(context.Background(), cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if err := s.Announce(netip.MustParsePrefix("10.9.9.9/32")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the router to learn the VIP with its attributes", func() bool {
+		med, path, comms, ok := r.routeAttrs(t, "10.9.9.9/32")
+		// GoBGP adds the node's ASN once more toward an eBGP peer.
+		return ok && med == 200 && slices.Equal(path, []uint32{65001, 65001, 65001}) && slices.Equal(comms, []uint32{65001<<16 | 100, 0xFFFFFF01})
+	})
+	flaps := s.Peers()[0].Flaps
+	cfg.MED, cfg.ASPathPrepend, cfg.Communities = 10, 0, nil
+	if err := s.SetAttrs(AttrsOf(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the router to see the new attributes", func() bool {
+		med, path, comms, ok := r.routeAttrs(t, "10.9.9.9/32")
+		return ok && med == 10 && slices.Equal(path, []uint32{65001}) && len(comms) == 0
+	})
+	if p := s.Peers()[0]; p.State != "established" || p.Flaps != flaps {
+		t.Errorf("changing the attributes touched the session: %+v", p)
+	}
+}
+
+// TestSetPeers: a reload's peer list adds and removes sessions and keeps
+// the ones that did not change; each peer's transitions are recorded,
+// with GoBGP's reason when a session falls.
+func TestSetPeers(t *testing.T) {
+	r := newRouter(t)
+	cfg := testConfig(r.port)
+	both := cfg.Peers
+	cfg.Peers = both[:1]
+	s, err := Start(context.Background(), cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	eventually(t, "the first session", func() bool { p := s.Peers(); return len(p) == 1 && p[0].State == "established" })
+	first := s.Peers()[0]
+	if first.LastTransition == nil || first.LastTransition.To != "established" || first.LastTransition.Reason != "session established" || first.Since.IsZero() {
+		t.Errorf("the established session's transition = %+v, since %v", first.LastTransition, first.Since)
+	}
+	cfg.Peers = both
+	if err := s.SetPeers(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both sessions", func() bool {
+		p := s.Peers()
+		return len(p) == 2 && p[0].State == "established" && p[1].State == "established"
+	})
+	if p := s.Peers()[0]; !p.Since.Equal(first.Since) {
+		t.Errorf("adding a peer restarted the session of the other: since %v, was %v", p.Since, first.Since)
+	}
+	cfg.Peers = both[1:]
+	if err := s.SetPeers(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if p := s.Peers(); len(p) != 1 || p[0].Address != "::1" {
+		t.Errorf("after removing 127.0.0.1 the peers are %+v", p)
+	}
+	// The router ends the session: the node records the fall and why.
+	if err := r.srv.DisablePeer(context.Background(), &api.DisablePeerRequest{Address: "::1", Communication: "maintenance"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the fall from established to be recorded", func() bool {
+		p := s.Peers()
+		return len(p) == 1 && p[0].LastTransition != nil && p[0].LastTransition.From == "established"
+	})
+	tr := s.Peers()[0].LastTransition
+	if !strings.Contains(tr.Reason, "notification-received") {
+		t.Errorf("the fall's reason = %q, want GoBGP's notification-received", tr.Reason)
+	}
+	// A password file that cannot be read changes nothing.
+	cfg.Peers = []config.L4BGPPeer{{Address: "127.0.0.1", ASN: 65000, Port: r.port, PasswordFile: "/nonexistent/pw"}}
+	if err := s.SetPeers(context.Background(), cfg); err == nil {
+		t.Error("a missing password file was accepted")
+	}
+	if p := s.Peers(); len(p) != 1 || p[0].Address != "::1" {
+		t.Errorf("a failed SetPeers changed the peers: %+v", p)
+	}
+}
