@@ -41,10 +41,21 @@ type RouteSource interface {
 	AdminRoutes() []Route
 }
 
-// Route is one GET endpoint a role adds to the admin API.
+// Route is one endpoint a role adds to the admin API: a read (GET) or,
+// with Method POST, a write, which the listener guards as its own writes
+// (token or loopback, no forwarded requests, no cross-origin browsers).
 type Route struct {
 	Path    string
 	Handler http.HandlerFunc
+	// Method is GET when empty, or POST.
+	Method string
+}
+
+// StatusSource is an optional interface of a Source that has a BGP
+// speaker: its state is the "bgp" section of /api/v1/status. BGPStatus
+// returns nil when there is none.
+type StatusSource interface {
+	BGPStatus() any
 }
 
 // Options configure a Server.
@@ -304,7 +315,11 @@ func (s *Server) routes() http.Handler {
 	}))})
 	if rs, ok := s.opts.Source.(RouteSource); ok {
 		for _, r := range rs.AdminRoutes() {
-			route(r.Path, get(r.Handler))
+			if r.Method == http.MethodPost {
+				route(r.Path, map[string]http.Handler{http.MethodPost: s.write(r.Handler)})
+			} else {
+				route(r.Path, get(r.Handler))
+			}
 		}
 	}
 	if s.opts.Pprof {

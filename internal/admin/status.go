@@ -16,6 +16,9 @@ type Status struct {
 	StartTime     time.Time    `json:"start_time"`
 	UptimeSeconds float64      `json:"uptime_seconds"`
 	Pools         []PoolStatus `json:"pools"`
+	// BGP is the l4 BGP speaker's state (sessions, announced prefixes,
+	// drained), absent when the node runs none.
+	BGP any `json:"bgp,omitempty"`
 }
 
 // PoolStatus is one pool as of its current snapshot, and the body of
@@ -66,6 +69,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	}
 	for _, p := range pools {
 		st.Pools = append(st.Pools, s.poolStatus(p.Snapshot()))
+	}
+	if ss, ok := s.opts.Source.(StatusSource); ok {
+		st.BGP = ss.BGPStatus()
 	}
 	writeJSON(w, http.StatusOK, st)
 }
