@@ -15,12 +15,12 @@ import (
 )
 
 func init() {
-	addCommand(command{"ctl", "conns|services|persist [--admin ADDR] [--token-file F]", "show the l4 tables, as ipvsadm -Lnc and -Ln --stats do", cmdCtl})
+	addCommand(command{"ctl", "conns|services|persist|bgp|drain-node|undrain-node [--admin ADDR] [--token-file F]", "show the l4 tables, as ipvsadm -Lnc and -Ln --stats do, and the BGP state; drain or undrain this l4 node", cmdCtl})
 }
 
 func cmdCtl(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: strata ctl conns|services|persist [--admin ADDR] [--token-file F]")
+		fmt.Fprintln(stderr, "usage: strata ctl conns|services|persist|bgp|drain-node|undrain-node [--admin ADDR] [--token-file F]")
 		return 2
 	}
 	what := args[0]
@@ -44,8 +44,8 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 		}
 		*token = t
 	}
-	get := func(path string, v any) error {
-		req, err := http.NewRequest(http.MethodGet, "http://"+*adminAddr+path, nil)
+	call := func(method, path string, v any) error {
+		req, err := http.NewRequest(method, "http://"+*adminAddr+path, nil)
 		if err != nil {
 			return err
 		}
@@ -63,13 +63,18 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 			return fmt.Errorf("reading %s: %w", path, err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("reading %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+			var e struct{ Error string }
+			if json.Unmarshal(body, &e) == nil && e.Error != "" {
+				return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+			}
+			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
 		}
 		if err := json.Unmarshal(body, v); err != nil {
 			return fmt.Errorf("decoding %s: %w", path, err)
 		}
 		return nil
 	}
+	get := func(path string, v any) error { return call(http.MethodGet, path, v) }
 	var err error
 	switch what {
 	case "conns":
@@ -87,8 +92,26 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 		if err = get(l4.PathPersistence, &ps); err == nil {
 			printPersist(stdout, ps)
 		}
+	case "bgp":
+		var st l4.BGPStatus
+		if err = get(l4.PathBGP, &st); err == nil {
+			printBGP(stdout, st, time.Now())
+		}
+	case "drain-node", "undrain-node":
+		path := l4.PathDrain
+		if what == "undrain-node" {
+			path = l4.PathUndrain
+		}
+		var st l4.BGPStatus
+		if err = call(http.MethodPost, path, &st); err == nil {
+			if st.Drained {
+				fmt.Fprintf(stdout, "drained: every VIP withdrawn (%d announced), still serving what arrives\n", len(st.Announced))
+			} else {
+				fmt.Fprintf(stdout, "undrained: %d of %d VIPs announced\n", len(st.Announced), len(st.VIPs))
+			}
+		}
 	default:
-		fmt.Fprintf(stderr, "strata ctl: unknown table %q (want conns, services or persist)\n", what)
+		fmt.Fprintf(stderr, "strata ctl: unknown table %q (want conns, services, persist, bgp, drain-node or undrain-node)\n", what)
 		return 2
 	}
 	if err != nil {
@@ -151,4 +174,66 @@ func printPersist(w io.Writer, ps []l4.PersistStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Service, p.Client, p.Backend, mmss(p.ExpiresSeconds))
 	}
 	tw.Flush()
+}
+
+// printBGP shows the speaker as an operator checks it: who it is, whether
+// it is drained, each session and what it announces.
+func printBGP(w io.Writer, st l4.BGPStatus, now time.Time) {
+	if !st.Enabled {
+		fmt.Fprintln(w, "BGP is not configured on this node (no l4.bgp)")
+		return
+	}
+	state := "no"
+	if st.Drained {
+		state = "yes"
+		if st.DrainedAt != nil {
+			state += fmt.Sprintf(" (since %s ago)", ago(now, *st.DrainedAt))
+		}
+	}
+	if st.ShuttingDown {
+		state += ", shutting down (lameduck)"
+	}
+	fmt.Fprintf(w, "BGP asn %d, router-id %s, drained: %s\n", st.ASN, st.RouterID, state)
+	comms := "none"
+	if len(st.Communities) > 0 {
+		comms = strings.Join(st.Communities, " ")
+	}
+	fmt.Fprintf(w, "route attributes: med %d, as-path prepend %d, communities %s\n\n", st.MED, st.ASPathPrepend, comms)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "peer\tasn\tstate\tuptime\tflaps\tlast transition")
+	for _, p := range st.Peers {
+		up := "-"
+		if p.State == "established" {
+			up = (time.Duration(p.UptimeSeconds * float64(time.Second))).Round(time.Second).String()
+		}
+		last := "-"
+		if t := p.LastTransition; t != nil {
+			last = fmt.Sprintf("%s -> %s %s ago", t.From, t.To, ago(now, t.At))
+			if t.Reason != "" {
+				last += ": " + t.Reason
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\n", p.Address, p.ASN, p.State, up, p.Flaps, last)
+	}
+	tw.Flush()
+	list := func(xs []string) string {
+		if len(xs) == 0 {
+			return "none"
+		}
+		return strings.Join(xs, " ")
+	}
+	fmt.Fprintf(w, "\nannounced: %s\n", list(st.Announced))
+	fmt.Fprintf(w, "VIPs:      %s\n", list(st.VIPs))
+	fmt.Fprintf(w, "on lo:     %s\n", list(st.OnLo))
+}
+
+func ago(now, t time.Time) string {
+	d := now.Sub(t)
+	if d < 0 {
+		d = 0
+	}
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }

@@ -2,7 +2,10 @@ package l4
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,17 +31,20 @@ type vip struct {
 // Several services share a VIP by port; one ready service keeps the VIP,
 // as a withdrawal would take the others' clients too.
 type announcer struct {
-	speaker  *bgp.Speaker
-	cfg      config.L4BGP // the config the speaker started with
-	lameduck time.Duration
+	speaker *bgp.Speaker
+	lo      *loAddrs
 
 	// syncMu makes each sync whole, so a tick that read the old VIPs
 	// cannot undo what a reload's sync just did.
 	syncMu    sync.Mutex
 	mu        sync.Mutex
+	cfg       config.L4BGP // what the speaker runs now (asn, router_id and listen_port as it started)
+	lameduck  time.Duration
 	vips      []vip
+	drained   bool      // withdrawn by an operator, until undrained
+	drainedAt time.Time // when the operator drained the node
 	draining  bool      // withdrawn for good: shutting down
-	drainedAt time.Time // when draining began
+	stoppedAt time.Time // when draining began
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -88,10 +94,10 @@ func (a *announcer) sync() {
 	a.syncMu.Lock()
 	defer a.syncMu.Unlock()
 	a.mu.Lock()
-	vs, draining := a.vips, a.draining
+	vs, off := a.vips, a.draining || a.drained
 	a.mu.Unlock()
 	want := map[netip.Prefix]bool{}
-	if !draining {
+	if !off {
 		for _, v := range vs {
 			for _, p := range v.pools {
 				if len(p.Snapshot().Ready) > 0 {
@@ -136,7 +142,7 @@ func (a *announcer) drain() {
 		a.mu.Unlock()
 		return
 	}
-	a.draining, a.drainedAt = true, time.Now()
+	a.draining, a.stoppedAt = true, time.Now()
 	a.mu.Unlock()
 	a.sync()
 	a.speaker.Logger().Info("withdrew every VIP: lameduck", "for", a.lameduck.String())
@@ -146,7 +152,7 @@ func (a *announcer) drain() {
 // ctx ended.
 func (a *announcer) waitLameduck(ctx context.Context) {
 	a.mu.Lock()
-	left := a.lameduck - time.Since(a.drainedAt)
+	left := a.lameduck - time.Since(a.stoppedAt)
 	a.mu.Unlock()
 	if left <= 0 {
 		return
@@ -174,16 +180,127 @@ func (s *Server) startAnnouncer(cfg *config.L4BGP) (*announcer, error) {
 	if err != nil {
 		return nil, err
 	}
+	a := &announcer{speaker: sp, lo: newLoAddrs(sp.Logger()), cfg: cloneBGP(cfg), lameduck: cfg.Lameduck.D(), stop: make(chan struct{}), done: make(chan struct{})}
 	if s.opts.Registry != nil {
-		if err := s.opts.Registry.Register(bgp.Collector{S: sp}); err != nil {
+		if err := s.opts.Registry.Register(bgp.Collector{S: sp, Drained: a.isDrained}); err != nil {
 			sp.Close(context.Background())
 			return nil, err
 		}
 	}
-	a := &announcer{speaker: sp, cfg: *cfg, lameduck: cfg.Lameduck.D(), stop: make(chan struct{}), done: make(chan struct{})}
-	a.cfg.Peers = append([]config.L4BGPPeer(nil), cfg.Peers...)
 	go a.run()
 	return a, nil
+}
+
+func cloneBGP(c *config.L4BGP) config.L4BGP {
+	out := *c
+	out.Peers = slices.Clone(c.Peers)
+	out.Communities = slices.Clone(c.Communities)
+	if c.VIPOnLo != nil {
+		on := *c.VIPOnLo
+		out.VIPOnLo = &on
+	}
+	return out
+}
+
+// reload applies a changed l4.bgp to the running speaker. The peers,
+// their timers and passwords, the route attributes, lameduck and
+// vip_on_lo change live; asn, router_id and listen_port are the
+// speaker's identity, fixed at its start, and a change of them is logged
+// as needing a restart. Removing l4.bgp withdraws every VIP (Apply
+// passes no VIPs) but keeps the sessions until a restart.
+func (a *announcer) reload(next *config.L4BGP) {
+	log := a.speaker.Logger()
+	if next == nil {
+		log.Warn("l4.bgp was removed: every VIP is withdrawn; the BGP sessions stay up until a restart")
+		return
+	}
+	a.mu.Lock()
+	cur := a.cfg
+	a.mu.Unlock()
+	eff := cloneBGP(next)
+	for _, f := range []struct {
+		field    string
+		old, new any
+	}{
+		{"l4.bgp.asn", cur.ASN, next.ASN},
+		{"l4.bgp.router_id", cur.RouterID, next.RouterID},
+		{"l4.bgp.listen_port", cur.ListenPort, next.ListenPort},
+	} {
+		if f.old != f.new {
+			log.Warn("l4.bgp changed where only a restart applies it: the speaker keeps its old value", "field", f.field, "running", f.old, "configured", f.new)
+		}
+	}
+	eff.ASN, eff.RouterID, eff.ListenPort = cur.ASN, cur.RouterID, cur.ListenPort
+	if err := a.speaker.SetPeers(context.Background(), &eff); err != nil {
+		log.Warn("applying l4.bgp.peers", "err", err)
+		eff.Peers, eff.HoldTime, eff.Keepalive = cur.Peers, cur.HoldTime, cur.Keepalive
+	}
+	if err := a.speaker.SetAttrs(bgp.AttrsOf(&eff)); err != nil {
+		log.Warn("applying l4.bgp route attributes", "err", err)
+	}
+	a.mu.Lock()
+	a.cfg, a.lameduck = eff, eff.Lameduck.D()
+	a.mu.Unlock()
+}
+
+// holdVIPs puts the VIPs of cfg on lo, when vip_on_lo asks for it, and
+// takes off the ones strata put there that cfg no longer has. It runs
+// before the listeners open, so that they can bind the VIPs.
+func (a *announcer) holdVIPs(cfg *config.L4) error {
+	var want []netip.Addr
+	if cfg != nil && cfg.BGP != nil && cfg.BGP.VIPOnLoEnabled() {
+		for _, v := range vipsOf(cfg, nil) {
+			want = append(want, v.prefix.Addr())
+		}
+	}
+	if err := a.lo.set(want); err != nil {
+		return fmt.Errorf("l4.bgp.vip_on_lo: %w (strata needs CAP_NET_ADMIN to manage lo; or set vip_on_lo: false and add the VIPs yourself)", err)
+	}
+	return nil
+}
+
+// setDrained withdraws every VIP (drain) or lets the ready ones be
+// announced again (undrain). A drained node keeps its VIPs on lo and
+// keeps serving whatever still arrives.
+func (a *announcer) setDrained(on bool) {
+	a.mu.Lock()
+	if a.drained != on {
+		a.drained = on
+		if on {
+			a.drainedAt = time.Now()
+		}
+	}
+	a.mu.Unlock()
+	a.sync()
+	if on {
+		a.speaker.Logger().Info("node drained: every VIP withdrawn, still serving")
+	} else {
+		a.speaker.Logger().Info("node undrained: ready VIPs announced")
+	}
+}
+
+func (a *announcer) isDrained() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.drained
+}
+
+// ErrNoBGP is returned by the drain calls of a node without l4.bgp.
+var ErrNoBGP = errors.New("l4.bgp is not configured: the node announces nothing to drain")
+
+// DrainNode withdraws every VIP of the node from BGP, so the routers
+// send it no new flows, while it keeps serving the flows that still
+// arrive; UndrainNode undoes it. The state lasts until undrained or the
+// process ends, through reloads.
+func (s *Server) DrainNode(on bool) error {
+	s.mu.Lock()
+	a := s.bgp
+	s.mu.Unlock()
+	if a == nil {
+		return ErrNoBGP
+	}
+	a.setDrained(on)
+	return nil
 }
 
 // Lameduck withdraws every VIP at once, so the routers move new clients
@@ -196,26 +313,4 @@ func (s *Server) Lameduck() {
 	if a != nil {
 		a.drain()
 	}
-}
-
-// BGPPeers returns the state of the BGP sessions, or nil without l4.bgp.
-func (s *Server) BGPPeers() []bgp.PeerStatus {
-	s.mu.Lock()
-	a := s.bgp
-	s.mu.Unlock()
-	if a == nil {
-		return nil
-	}
-	return a.speaker.Peers()
-}
-
-// BGPAnnounced returns the prefixes announced now, or nil without l4.bgp.
-func (s *Server) BGPAnnounced() []netip.Prefix {
-	s.mu.Lock()
-	a := s.bgp
-	s.mu.Unlock()
-	if a == nil {
-		return nil
-	}
-	return a.speaker.Announced()
 }

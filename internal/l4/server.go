@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"reflect"
 	"sort"
 	"strconv"
 	"sync"
@@ -180,10 +179,13 @@ func (s *Server) Apply(cfg *config.L4, pools map[string]*upstream.Pool) error {
 			return fmt.Errorf("applying l4 config: %w", err)
 		}
 		s.bgp = a
-	} else if s.bgp != nil && (cfg.BGP == nil || !reflect.DeepEqual(*cfg.BGP, s.bgp.cfg)) {
-		// The speaker's identity and sessions are set at start; a
-		// reload only changes what it announces.
-		s.log.Warn("l4.bgp changed: the BGP speaker keeps its first config until a restart")
+	} else if s.bgp != nil {
+		s.bgp.reload(cfg.BGP)
+	}
+	if s.bgp != nil {
+		if err := s.bgp.holdVIPs(cfg); err != nil {
+			return fmt.Errorf("applying l4 config: %w", err)
+		}
 	}
 	if err := s.kernel.apply(cfg, pools); err != nil {
 		return fmt.Errorf("applying l4 config: %w", err)
@@ -329,6 +331,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if a != nil {
 		if cerr := a.close(ctx); cerr != nil && err == nil {
 			err = fmt.Errorf("l4: closing BGP: %w", cerr)
+		}
+		// The listeners are closed: the VIPs strata put on lo go.
+		if lerr := a.lo.set(nil); lerr != nil && err == nil {
+			err = fmt.Errorf("l4: taking the VIPs off lo: %w", lerr)
 		}
 	}
 	return err

@@ -38,7 +38,8 @@ func (s *Supervisor) L4() *l4.Server {
 }
 
 // AdminRoutes implements admin.RouteSource: the l4 connection table,
-// persistence table, service statistics and BGP sessions.
+// persistence table, service statistics and BGP sessions, and the
+// node's drain and undrain.
 func (s *Supervisor) AdminRoutes() []admin.Route {
 	serve := func(h func(*l4.Server) http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +58,23 @@ func (s *Supervisor) AdminRoutes() []admin.Route {
 		{Path: l4.PathConns, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandleConns })},
 		{Path: l4.PathPersistence, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandlePersistence })},
 		{Path: l4.PathBGP, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandleBGP })},
+		{Path: l4.PathDrain, Method: http.MethodPost, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandleDrain(true) })},
+		{Path: l4.PathUndrain, Method: http.MethodPost, Handler: serve(func(x *l4.Server) http.HandlerFunc { return x.HandleDrain(false) })},
 	}
+}
+
+// BGPStatus implements admin.StatusSource: the l4 speaker's state, or
+// nil when the node runs none.
+func (s *Supervisor) BGPStatus() any {
+	srv := s.L4()
+	if srv == nil {
+		return nil
+	}
+	st := srv.BGPStatus()
+	if !st.Enabled {
+		return nil
+	}
+	return st
 }
 
 // Lameduck withdraws the l4 VIPs from BGP while the process still serves.
