@@ -99,8 +99,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("c", "strata.yaml", "config `file`")
 	watch := fs.Bool("watch", true, "reload when the config file changes")
+	from := addConfigFromFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if from.uri != "" {
+		return from.run(fs, stderr)
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -120,6 +124,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 // serve starts sup and runs it until SIGTERM or SIGINT, reloading on
 // SIGHUP. It returns the process exit status.
 func serve(sup *supervisor.Supervisor, log *slog.Logger) int {
+	return serveThen(sup, log, nil)
+}
+
+// serveThen is serve, calling started (when not nil) once sup has
+// started.
+func serveThen(sup *supervisor.Supervisor, log *slog.Logger, started func()) int {
 	// Take the signals before starting: a SIGHUP or SIGTERM that arrives
 	// while the roles start (or right after "started" is logged) must be
 	// handled, not kill the process with Go's default action.
@@ -131,6 +141,9 @@ func serve(sup *supervisor.Supervisor, log *slog.Logger) int {
 		return 1
 	}
 	log.Info("strata started", "version", version, "pid", os.Getpid())
+	if started != nil {
+		started()
+	}
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			log.Info("SIGHUP: reloading")

@@ -41,12 +41,18 @@ type Source struct {
 	Path string
 	// Name labels errors when Path is empty.
 	Name string
-	// Data is the embedded config, used when Path is empty.
+	// Data is the embedded config, used when Path and Read are empty.
 	Data []byte
+	// Read, when set (and Path is empty), yields the config each time it
+	// is loaded: a config service's current version (--config-from).
+	Read func() []byte
 }
 
 func (s Source) read() (name string, data []byte, err error) {
 	if s.Path == "" {
+		if s.Read != nil {
+			return s.Name, s.Read(), nil
+		}
 		return s.Name, s.Data, nil
 	}
 	data, err = os.ReadFile(s.Path)
@@ -83,6 +89,7 @@ type Supervisor struct {
 	applying  atomic.Pointer[config.Config]
 	watcher   *fsnotify.Watcher
 	reloads   atomic.Uint64
+	stopped   bool // Shutdown has begun; under mu
 }
 
 // generation is everything one config built that is not shared with the
@@ -188,6 +195,11 @@ func (s *Supervisor) Start() error {
 func (s *Supervisor) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped {
+		// A change that arrives while shutting down (a file event, a
+		// config service's new version) must not start roles again.
+		return errors.New("reload: shutting down")
+	}
 	cfg, raw, err := s.load()
 	if err != nil {
 		s.log.Error("reload refused, old config keeps serving", "err", err)
@@ -587,6 +599,7 @@ func (s *Supervisor) watch() error {
 func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stopped = true
 	if s.watcher != nil {
 		s.watcher.Close()
 	}

@@ -130,7 +130,14 @@ type syncBuffer struct {
 // started.
 func startStrata(t *testing.T, path string) *proc {
 	t.Helper()
-	cmd := exec.Command(strataBin, "run", "-c", path)
+	return startStrataArgs(t, "run", "-c", path)
+}
+
+// startStrataArgs runs strata with args and waits until it logs that it
+// started.
+func startStrataArgs(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(strataBin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
