@@ -15,13 +15,16 @@ import (
 )
 
 func init() {
-	addCommand(command{"ctl", "conns|services|persist|bgp|drain-node|undrain-node [--admin ADDR] [--token-file F]", "show the l4 tables, as ipvsadm -Lnc and -Ln --stats do, and the BGP state; drain or undrain this l4 node", cmdCtl})
+	addCommand(command{"ctl", "conns|services|persist|bgp|drain-node|undrain-node [--admin ADDR] [--token-file F] | config get|put|rm|history|rollback|ls", "show the l4 tables, as ipvsadm -Lnc and -Ln --stats do, and the BGP state; drain or undrain this l4 node; read and write the registry's config service", cmdCtl})
 }
 
 func cmdCtl(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: strata ctl conns|services|persist|bgp|drain-node|undrain-node [--admin ADDR] [--token-file F]")
+		fmt.Fprintln(stderr, "usage: strata ctl conns|services|persist|bgp|drain-node|undrain-node [--admin ADDR] [--token-file F]\n       strata ctl config get|put|rm|history|rollback|ls ...")
 		return 2
+	}
+	if args[0] == "config" {
+		return ctlConfig(args[1:], stdout, stderr)
 	}
 	what := args[0]
 	fs := flag.NewFlagSet("ctl "+what, flag.ContinueOnError)
