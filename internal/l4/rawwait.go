@@ -1,22 +1,21 @@
 package l4
 
 import (
-	"errors"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // waiter parks a goroutine until its socket has data, without reading it,
-// so that a quiet connection holds neither a buffer nor a splice pipe. One
-// is made per direction; its callback is built once so that waiting does
-// not allocate.
+// so that a quiet connection holds neither a buffer nor a splice pipe. UDP
+// sessions use one each; a TCP direction (pump) has its own callback built
+// on queued. The callback is built once so that waiting does not allocate.
 type waiter struct {
 	rc    syscall.RawConn
 	fn    func(fd uintptr) bool
 	avail int
 	err   error
-	peek  [1]byte
 }
 
 func newWaiter(rc syscall.RawConn) *waiter {
@@ -28,29 +27,9 @@ func newWaiter(rc syscall.RawConn) *waiter {
 // check runs with the socket's fd when the poller says it may be
 // readable; it returns false to keep waiting.
 func (w *waiter) check(fd uintptr) bool {
-	n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-	if err != nil {
-		w.err = err
-		return true
-	}
-	if n > 0 {
-		w.avail = n
-		return true
-	}
-	// Nothing queued: either nothing yet, or the peer closed (for TCP) or
-	// sent an empty datagram (for UDP). A peek tells them apart.
-	m, _, err := unix.Recvfrom(int(fd), w.peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	switch {
-	case errors.Is(err, unix.EAGAIN):
-		return false
-	case errors.Is(err, unix.EINTR):
-		return false
-	case err != nil:
-		w.err = err
-		return true
-	}
-	w.avail = m
-	return true
+	n, ok, err := queued(fd)
+	w.avail, w.err = n, err
+	return ok
 }
 
 // wait blocks until data is queued and returns how many bytes are; 0
@@ -61,4 +40,30 @@ func (w *waiter) wait() (int, error) {
 		return 0, err
 	}
 	return w.avail, w.err
+}
+
+// queued reports how many bytes socket fd has queued, without reading
+// them. ok is false when there is nothing yet; n is 0 with ok at the end of
+// a TCP stream (or for an empty UDP datagram).
+func queued(fd uintptr) (n int, ok bool, err error) {
+	n, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	if err != nil {
+		return 0, true, err
+	}
+	if n > 0 {
+		return n, true, nil
+	}
+	// Nothing queued: either nothing yet, or the peer closed (for TCP) or
+	// sent an empty datagram (for UDP). A peek tells them apart. It is a
+	// raw recvfrom without a source address, which unix.Recvfrom would
+	// allocate on every call.
+	var peek [1]byte
+	r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&peek[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	switch errno {
+	case 0:
+		return int(r), true, nil
+	case unix.EAGAIN, unix.EINTR:
+		return 0, false, nil
+	}
+	return 0, true, errno
 }

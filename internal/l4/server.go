@@ -49,6 +49,13 @@ type Server struct {
 	log     *slog.Logger
 	passive Reporter
 	conns   *connTable
+	// parker holds the idle directions of TCP connections; nil when the
+	// kernel refused an epoll set, and then every direction keeps its
+	// goroutine.
+	parker *parker
+	// parkAfter is how long a quiet direction keeps its goroutine;
+	// tests shorten it before the first connection.
+	parkAfter time.Duration
 	// wg counts every goroutine Shutdown waits for: the rate estimator,
 	// one per listener's accept or read loop, and one per live connection
 	// or session. A connection's Add comes from its listener's loop, whose
@@ -109,8 +116,14 @@ func NewServer(opts Options) (*Server, error) {
 		conns:     newConnTable(),
 		listeners: map[string]*listener{},
 		stopEst:   make(chan struct{}),
+		parkAfter: defaultParkAfter,
 	}
 	s.kernel = newKernelPlane(s.log)
+	if pk, err := newParker(); err != nil {
+		s.log.Warn("idle TCP connections keep a goroutine per direction", "err", err)
+	} else {
+		s.parker = pk
+	}
 	s.services.Store(&[]*service{})
 	if opts.Registry != nil {
 		if err := opts.Registry.Register(&collector{s: s}); err != nil {
@@ -363,17 +376,26 @@ func (s *Server) shutdownPlanes(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.closeParker()
 		return nil
 	case <-ctx.Done():
 	}
 	// Cut what is left: closing a connection's sockets ends its
-	// goroutines, which then remove it from the table.
+	// goroutines, which then remove it from the table; abort finishes
+	// the parked directions itself.
 	s.closeAll()
 	select {
 	case <-done:
 	case <-time.After(time.Second):
 	}
+	s.closeParker()
 	return fmt.Errorf("l4: shutting down: %w", ctx.Err())
+}
+
+func (s *Server) closeParker() {
+	if s.parker != nil {
+		s.parker.close()
+	}
 }
 
 // closeAll closes both sockets of every connection and session.

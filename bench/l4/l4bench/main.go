@@ -34,6 +34,7 @@ func main() {
 	dur := fs.Duration("d", 5*time.Second, "duration")
 	n := fs.Int("n", 10000, "idle: connections to open")
 	pid := fs.Int("pid", 0, "idle: process whose RSS is measured")
+	hold := fs.Duration("hold", 0, "idle: how long to keep the connections open after measuring (to take profiles meanwhile)")
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "echo":
@@ -43,7 +44,7 @@ func main() {
 	case "udp":
 		udp(*addr, *conc, *dur)
 	case "idle":
-		idle(*addr, *n, *pid)
+		idle(*addr, *n, *pid, *hold)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(2)
@@ -160,7 +161,7 @@ func udp(addr string, conc int, d time.Duration) {
 
 // idle opens n connections through addr, makes sure each carries a byte
 // both ways, and reports how much the RSS of pid grew per connection.
-func idle(addr string, n, pid int) {
+func idle(addr string, n, pid int, hold time.Duration) {
 	before := rss(pid)
 	cs := make([]net.Conn, 0, n)
 	buf := make([]byte, 1)
@@ -179,6 +180,7 @@ func idle(addr string, n, pid int) {
 	time.Sleep(2 * time.Second)
 	after := rss(pid)
 	fmt.Printf("idle_conns %d rss_before_kb %d rss_after_kb %d bytes_per_conn %.0f\n", len(cs), before, after, float64(after-before)*1024/float64(max(1, len(cs))))
+	time.Sleep(hold)
 	for _, c := range cs {
 		c.Close()
 	}
