@@ -314,9 +314,28 @@ func (c *h1Conn) priorKnowledge() bool {
 	return err == nil && string(got) == h2Preface
 }
 
+// clientListenConfig opens the listeners' sockets. TCP keep-alive is off
+// on accepted connections, as nginx and HAProxy have it by default: an
+// HTTP/1 connection is bounded by the client timeouts, and turning the
+// probes on cost four setsockopt calls per connection, a sixth of the
+// system calls of a connection that carries one request. Connections that
+// outlive those timeouts (HTTP/2, upgraded tunnels) turn it on
+// themselves (keepAlive).
+var clientListenConfig = net.ListenConfig{KeepAlive: -1}
+
+// keepAlive turns TCP keep-alive probes on for a client connection that no
+// timeout of ours bounds while it is silent, so that a peer that vanished
+// without a FIN is found (Go's default period, as before).
+func keepAlive(nc net.Conn) {
+	if tc, ok := socketOf(nc).(*net.TCPConn); ok {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
+	}
+}
+
 // serveH2 hands the connection to the HTTP/2 server until it ends. It
 // counts as busy throughout: GOAWAY, not closeIdle, ends it gracefully.
 func (c *h1Conn) serveH2(nc net.Conn) {
+	keepAlive(c.nc)
 	c.state.Store(h1Active)
 	nc.SetDeadline(time.Time{})
 	c.s.h2.ServeConn(nc, &http2.ServeConnOpts{Context: c.s.ctx, BaseConfig: c.s.h2Base, Handler: c.s.handler})

@@ -230,6 +230,7 @@ func (w *h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// connection itself, not through sendWriter's.
 	c.bw.Reset(c.nc)
 	c.nc.SetDeadline(time.Time{})
+	keepAlive(c.nc) // no client timeout bounds a hijacked connection
 	c.state.Store(h1Closed)
 	c.s.untrack(c)
 	return c.nc, bufio.NewReadWriter(c.br, c.bw), nil

@@ -251,7 +251,7 @@ func (s *Server) ApplyWith(cfg *config.L7, pools map[string]*upstream.Pool, prot
 		if kept[addr] != nil {
 			continue
 		}
-		ln, err := net.Listen("tcp", addr)
+		ln, err := clientListenConfig.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			abandon()
 			return fmt.Errorf("applying l7 config: listening on %s: %w", addr, err)
