@@ -9,6 +9,7 @@
 #   UDP          datagrams echoed per second through strata and nginx
 #                (HAProxy has no UDP proxy)
 #   memory       RSS growth per idle connection with IDLE connections open
+#                (each round, the order turned)
 #
 # It prints every figure and strata's ratio to the peers: a ratio, never an
 # absolute figure, is what this shared, noisy machine can tell.
@@ -21,11 +22,15 @@
 #   DURATION  seconds per measurement (default 5)
 #   ROUNDS    how many times to measure all proxies, interleaved (default 1)
 #   IDLE      idle connections for the memory figure (default 10000)
+#   BASE      a git revision (main, HEAD~1 …): strata built from it runs as
+#             one more proxy, "base", measured in the same rounds, for a
+#             before/after that the machine's load cannot skew
 set -euo pipefail
 
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-1}
 IDLE=${IDLE:-10000}
+BASE=${BASE:-}
 
 . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 need_tools "iperf3 haproxy nginx-light libnginx-mod-stream" iperf3 haproxy nginx
@@ -64,16 +69,24 @@ trap cleanup EXIT INT TERM
 
 echo "building strata and l4bench…" >&2
 (cd "$root" && go build -o "$tmp/strata" ./cmd/strata && go build -o "$tmp/l4bench" ./bench/l4/l4bench)
+if [ -n "$BASE" ]; then
+	echo "building strata at $BASE…" >&2
+	mkdir "$tmp/base"
+	git -C "$root" archive "$BASE" | tar -x -C "$tmp/base"
+	(cd "$tmp/base" && go build -o "$tmp/strata-base" ./cmd/strata)
+fi
 
 IPERF=$(free_port); ECHO=$(free_port); UECHO=$(free_port)
 S_IPERF=$(free_port); S_ECHO=$(free_port); S_UDP=$(free_port)
 H_IPERF=$(free_port); H_ECHO=$(free_port)
 N_IPERF=$(free_port); N_ECHO=$(free_port); N_UDP=$(free_port)
+B_IPERF=$(free_port); B_ECHO=$(free_port); B_UDP=$(free_port)
 
 iperf3 -s -B 127.0.0.1 -p "$IPERF" >/dev/null 2>&1 & pids+=($!)
 "$tmp/l4bench" echo -tcp "127.0.0.1:$ECHO" -udp "127.0.0.1:$UECHO" >/dev/null & pids+=($!)
 
-cat >"$tmp/strata.yaml" <<YAML
+strata_config() { # strata_config IPERF ECHO UDP: the config listening on those ports
+	cat <<YAML
 admin:
   listen: "off"
 log:
@@ -87,11 +100,17 @@ pools:
     backends: [{address: "127.0.0.1:$UECHO"}]
 l4:
   services:
-    - {name: iperf, listen: "127.0.0.1:$S_IPERF", pool: iperf, scheduler: wlc}
-    - {name: echo, listen: "127.0.0.1:$S_ECHO", pool: echo, scheduler: wlc}
-    - {name: udp, protocol: udp, listen: "127.0.0.1:$S_UDP", pool: uecho, scheduler: wlc}
+    - {name: iperf, listen: "127.0.0.1:$1", pool: iperf, scheduler: wlc}
+    - {name: echo, listen: "127.0.0.1:$2", pool: echo, scheduler: wlc}
+    - {name: udp, protocol: udp, listen: "127.0.0.1:$3", pool: uecho, scheduler: wlc}
 YAML
+}
+strata_config "$S_IPERF" "$S_ECHO" "$S_UDP" >"$tmp/strata.yaml"
 "$tmp/strata" run -c "$tmp/strata.yaml" -watch=false 2>"$tmp/strata.log" & STRATA_PID=$!; pids+=($STRATA_PID)
+if [ -n "$BASE" ]; then
+	strata_config "$B_IPERF" "$B_ECHO" "$B_UDP" >"$tmp/base.yaml"
+	"$tmp/strata-base" run -c "$tmp/base.yaml" -watch=false 2>"$tmp/base.log" & BASE_PID=$!; pids+=($BASE_PID)
+fi
 
 # HAProxy as its documentation tunes it for TCP proxying: two threads (one
 # per core), splice in both directions.
@@ -142,44 +161,69 @@ cps() { "$tmp/l4bench" conns -addr "127.0.0.1:$1" -c 32 -d "${DURATION}s" | awk 
 dps() { "$tmp/l4bench" udp -addr "127.0.0.1:$1" -c 16 -d "${DURATION}s" | awk '{print $2}'; }
 mem() { "$tmp/l4bench" idle -addr "127.0.0.1:$1" -n "$IDLE" -pid "$2" | awk '{print $NF}'; }
 
+# rotate N WORD… prints the words turned left by N: each round measures
+# the targets in another order, so that none always runs right after the
+# same neighbour (or first, in a quiet moment).
+rotate() { local n=$1; shift; local a=("$@"); local i; for i in "${!a[@]}"; do echo "${a[$(((i + n) % ${#a[@]}))]}"; done; }
+
 declare -A R
-CPS_ORDER=(direct strata haproxy nginx)
+PROXIES=(strata haproxy nginx)
+declare -A TPUT_PORT=([direct]="$IPERF" [strata]="$S_IPERF" [haproxy]="$H_IPERF" [nginx]="$N_IPERF")
 declare -A CPS_PORT=([direct]="$ECHO" [strata]="$S_ECHO" [haproxy]="$H_ECHO" [nginx]="$N_ECHO")
+declare -A UDP_PORT=([direct]="$UECHO" [strata]="$S_UDP" [nginx]="$N_UDP")
+declare -A PID=([strata]="$STRATA_PID" [haproxy]="$HAPROXY_PID" [nginx]="$NGINX_PID")
+if [ -n "$BASE" ]; then
+	wait_port "$B_IPERF"; wait_port "$B_ECHO"
+	PROXIES=(strata base haproxy nginx)
+	TPUT_PORT[base]=$B_IPERF; CPS_PORT[base]=$B_ECHO; UDP_PORT[base]=$B_UDP; PID[base]=$BASE_PID
+fi
 for round in $(seq 1 "$ROUNDS"); do
 	echo "round $round/$ROUNDS…" >&2
-	add tput_direct "$(gbits "$IPERF")"
-	add tput_strata "$(gbits "$S_IPERF")"
-	add tput_haproxy "$(gbits "$H_IPERF")"
-	add tput_nginx "$(gbits "$N_IPERF")"
+	for t in direct $(rotate "$((round - 1))" "${PROXIES[@]}"); do
+		add "tput_$t" "$(gbits "${TPUT_PORT[$t]}")"
+	done
 	sleep 1
 	# Each connection measurement leaves tens of thousands of sockets in
 	# TIME_WAIT for 60 s, which slows the connects of whoever comes next;
 	# the order turns every round so that no proxy always follows the
 	# direct run.
-	for i in 0 1 2 3; do
-		t=${CPS_ORDER[$(((i + round - 1) % 4))]}
+	for t in $(rotate "$((round - 1))" direct "${PROXIES[@]}"); do
 		add "cps_$t" "$(cps "${CPS_PORT[$t]}")"; sleep 1
 	done
-	add udp_direct "$(dps "$UECHO")"
-	add udp_strata "$(dps "$S_UDP")"
-	add udp_nginx "$(dps "$N_UDP")"
+	for t in direct $(rotate "$((round - 1))" "${PROXIES[@]}"); do
+		if [ -n "${UDP_PORT[$t]:-}" ]; then add "udp_$t" "$(dps "${UDP_PORT[$t]}")"; fi
+	done
+	# RSS growth per idle connection, each proxy after the previous one's
+	# connections have gone from the echo backend.
+	echo "idle connections ($IDLE)…" >&2
+	for t in $(rotate "$((round - 1))" "${PROXIES[@]}"); do
+		add "mem_$t" "$(mem "${CPS_PORT[$t]}" "${PID[$t]}")"; sleep 5
+	done
 done
-echo "idle connections ($IDLE)…" >&2
-add mem_strata "$(mem "$S_ECHO" "$STRATA_PID")"; sleep 5
-add mem_haproxy "$(mem "$H_ECHO" "$HAPROXY_PID")"; sleep 5
-add mem_nginx "$(mem "$N_ECHO" "$NGINX_PID")"
 
-
-printf '\n%-34s %10s %10s %10s %10s\n' "median of $ROUNDS round(s)" direct strata haproxy nginx
-printf '%-34s %10s %10s %10s %10s\n' "iperf3 -P4 Gbit/s" "$(m tput_direct)" "$(m tput_strata)" "$(m tput_haproxy)" "$(m tput_nginx)"
-printf '%-34s %10s %10s %10s %10s\n' "new TCP conns/s (32 workers)" "$(m cps_direct)" "$(m cps_strata)" "$(m cps_haproxy)" "$(m cps_nginx)"
-printf '%-34s %10s %10s %10s %10s\n' "UDP datagrams/s (16 sockets)" "$(m udp_direct)" "$(m udp_strata)" "-" "$(m udp_nginx)"
-printf '%-34s %10s %10s %10s %10s\n' "bytes RSS per idle conn ($IDLE)" "-" "$(m mem_strata)" "$(m mem_haproxy)" "$(m mem_nginx)"
+COLS=(direct "${PROXIES[@]}")
+row() { # row LABEL KEY: one line of medians, "-" where a target has none
+	local label=$1 key=$2 t
+	printf '%-34s' "$label"
+	for t in "${COLS[@]}"; do printf ' %10s' "$(m "${key}_$t")"; done
+	echo
+}
+printf '\n%-34s' "median of $ROUNDS round(s)"; printf ' %10s' "${COLS[@]}"; echo
+row "iperf3 -P4 Gbit/s" tput
+row "new TCP conns/s (32 workers)" cps
+row "UDP datagrams/s (16 sockets)" udp
+row "bytes RSS per idle conn ($IDLE)" mem
 echo
 echo "strata / HAProxy throughput:   $(ratio "$(m tput_strata)" "$(m tput_haproxy)")  (target ≥ 1.0)"
 echo "strata / HAProxy conns/s:      $(ratio "$(m cps_strata)" "$(m cps_haproxy)")  (target ≥ 1.0)"
 echo "strata / nginx throughput:     $(ratio "$(m tput_strata)" "$(m tput_nginx)")"
 echo "strata / nginx conns/s:        $(ratio "$(m cps_strata)" "$(m cps_nginx)")"
 echo "strata / nginx UDP datagrams:  $(ratio "$(m udp_strata)" "$(m udp_nginx)")"
-echo "strata / HAProxy idle memory:  $(ratio "$(m mem_strata)" "$(m mem_haproxy)")  (lower is better)"
+echo "strata / HAProxy idle memory:  $(ratio "$(m mem_strata)" "$(m mem_haproxy)")  (target ≤ 1.0)"
 echo "strata / nginx idle memory:    $(ratio "$(m mem_strata)" "$(m mem_nginx)")  (lower is better)"
+if [ -n "$BASE" ]; then
+	echo "strata / base ($BASE) throughput:   $(ratio "$(m tput_strata)" "$(m tput_base)")"
+	echo "strata / base ($BASE) conns/s:      $(ratio "$(m cps_strata)" "$(m cps_base)")"
+	echo "strata / base ($BASE) UDP:          $(ratio "$(m udp_strata)" "$(m udp_base)")"
+	echo "strata / base ($BASE) idle memory:  $(ratio "$(m mem_strata)" "$(m mem_base)")"
+fi
