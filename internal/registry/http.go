@@ -284,9 +284,16 @@ func (n *Node) handleBeat(w http.ResponseWriter, r *http.Request) error {
 	if _, err := n.beat(b.Key, b.Instance); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"heartbeat_interval_ms": n.live.opts.Interval.Milliseconds()})
+	// Every ephemeral instance beats every few seconds, so the answer,
+	// the same for all, is encoded once (see Liveness.beatAnswer).
+	w.Header()["Content-Type"] = jsonContentType
+	w.Write(n.live.beatAnswer)
 	return nil
 }
+
+// jsonContentType is the Content-Type header's value of precomputed
+// answers; net/http only reads it.
+var jsonContentType = []string{"application/json"}
 
 func (n *Node) handlePutService(w http.ResponseWriter, r *http.Request) error {
 	if !n.adminOK(r) {

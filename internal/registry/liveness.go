@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -58,12 +59,16 @@ type Liveness struct {
 	// epoch is when this node last became leader (Unix nanoseconds): no
 	// instance is judged silent for longer than it has led.
 	epoch int64
+	// beatAnswer is the HTTP answer to a heartbeat, the same for every
+	// instance, encoded once.
+	beatAnswer []byte
 }
 
 // NewLiveness makes a tracker.
 func NewLiveness(o LivenessOptions) *Liveness {
 	o.defaults()
-	return &Liveness{opts: o, beats: map[Key]map[string]int64{}}
+	ans, _ := json.Marshal(map[string]any{"heartbeat_interval_ms": o.Interval.Milliseconds()})
+	return &Liveness{opts: o, beats: map[Key]map[string]int64{}, beatAnswer: append(ans, '\n')}
 }
 
 // Options returns the effective timings.
