@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -172,4 +174,74 @@ func BenchmarkBeatHandler(b *testing.B) {
 			b.Fatal(w.Code, w.Body.String())
 		}
 	}
+}
+
+// BenchmarkConfigListeners1000 is a publish with 1,000 long-poll
+// listeners parked on its key over loopback HTTP: each iteration parks
+// them, publishes once through the node, and waits for every answer. It
+// reports the time from the publish to the first and the last answer
+// (p50 and p99 of the 1,000) and publishes answered per second.
+func BenchmarkConfigListeners1000(b *testing.B) {
+	const listeners = 1000
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := Start(ln, Options{RaftAddr: "127.0.0.1:0", MaxParkedPerClient: 2 * listeners, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Kill()
+	for !n.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 2 * listeners}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	key := ConfigKey{DataID: "bench"}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		cur, err := n.ConfigPublish(ConfigWrite{Key: key, Content: fmt.Sprint("v", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		form := "Listening-Configs=" + url.QueryEscape("bench\x02DEFAULT_GROUP\x02"+cur.MD5+"\x01")
+		done := make(chan time.Time, listeners)
+		base := n.parked.Load()
+		for j := 0; j < listeners; j++ {
+			go func() {
+				req, _ := http.NewRequest("POST", "http://"+n.ID()+"/nacos/v1/cs/configs/listener", strings.NewReader(form))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Long-Pulling-Timeout", "30000")
+				resp, err := cl.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				done <- time.Now()
+			}()
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for n.parked.Load() < base+listeners {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d listeners parked", n.parked.Load()-base, listeners)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if _, err := n.ConfigPublish(ConfigWrite{Key: key, Content: fmt.Sprint("w", i)}); err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < listeners; j++ {
+			lat = append(lat, (<-done).Sub(start))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "last-ms")
 }

@@ -76,8 +76,14 @@ func (n *Node) ConfigPublish(w ConfigWrite) (ConfigItem, error) {
 	if err != nil {
 		return ConfigItem{}, err
 	}
+	beta := len(c.BetaIPs) > 0
+	// What was stored (with the type kept from the version before, when
+	// w had none), unless a later write replaced it already.
+	if v := n.store.cfg.variant(c.Key, c.Tag, beta); v != nil && v.Version == idx {
+		return ConfigItem{Key: c.Key, ConfigVariant: *v, Beta: beta, Tag: c.Tag}, nil
+	}
 	v := ConfigVariant{Content: w.Content, MD5: ContentMD5(w.Content), Type: w.Type, LastModified: c.Time, Version: idx, BetaIPs: c.BetaIPs}
-	return ConfigItem{Key: c.Key, ConfigVariant: v, Beta: len(c.BetaIPs) > 0, Tag: c.Tag}, nil
+	return ConfigItem{Key: c.Key, ConfigVariant: v, Beta: beta, Tag: c.Tag}, nil
 }
 
 // ConfigRemove removes the configuration (all its variants), or only its

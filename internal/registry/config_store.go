@@ -289,6 +289,23 @@ func (s *configState) get(k ConfigKey, ip, tag string) (ConfigItem, bool) {
 	return ConfigItem{Key: k, ConfigVariant: *v, Beta: beta, Tag: tag}, true
 }
 
+// variant returns the stored variant a write named (the tag's, the
+// beta or the main one), or nil.
+func (s *configState) variant(k ConfigKey, tag string, beta bool) *ConfigVariant {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.entries[k.withDefaults()]
+	switch {
+	case e == nil:
+		return nil
+	case tag != "":
+		return e.tags[tag]
+	case beta:
+		return e.beta
+	}
+	return e.main
+}
+
 // versions returns k's history, newest first.
 func (s *configState) versions(k ConfigKey) []ConfigVersion {
 	k = k.withDefaults()

@@ -334,8 +334,15 @@ func TestConfigNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it.MD5 != ContentMD5("x: 1") || it.Version == 0 || it.LastModified == 0 {
+	if it.MD5 != ContentMD5("x: 1") || it.Version == 0 || it.LastModified == 0 || it.Type != "yaml" {
 		t.Fatalf("publish returned %+v", it)
+	}
+	// A publish without a type answers the type it kept.
+	if it, err := n.ConfigPublish(ConfigWrite{Key: ConfigKey{DataID: "typed"}, Content: "{}", Type: "json"}); err != nil || it.Type != "json" {
+		t.Fatalf("typed publish: %+v %v", it, err)
+	}
+	if it, err := n.ConfigPublish(ConfigWrite{Key: ConfigKey{DataID: "typed"}, Content: "{\"a\":1}"}); err != nil || it.Type != "json" {
+		t.Fatalf("untyped republish: %+v %v", it, err)
 	}
 	select {
 	case <-w.Changed():

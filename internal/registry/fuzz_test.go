@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -16,6 +17,10 @@ func FuzzCommand(f *testing.F) {
 	f.Add([]byte(`{"op":"batch","batch":[{"op":"health","key":{"service":"a"},"ids":["127.0.0.1#80#DEFAULT"]},{"op":"deregister","key":{"service":"a"},"ids":["x"]}]}`))
 	f.Add([]byte(`{"op":"put_service","service":{"service":"a","protect_threshold":0.5,"routes":[{"name":"r","percent":10,"select":{"v":"2"}}]}}`))
 	f.Add([]byte(`{"op":"patch","key":{"service":"a"},"ids":["127.0.0.1#80#DEFAULT"],"patch":{"weight":3}}`))
+	f.Add([]byte(`{"op":"config_publish","config":{"key":{"data_id":"a"},"content":"x","beta_ips":["1.2.3.4"],"history":2,"max_configs":3}}`))
+	f.Add([]byte(`{"op":"config_publish","config":{"key":{"namespace":"n","group":"g","data_id":"a"},"content":"x","tag":"t","cas_md5":"y"}}`))
+	f.Add([]byte(`{"op":"config_remove","config":{"key":{"data_id":"a"},"beta":true}}`))
+	f.Add([]byte(`{"op":"config_rollback","config":{"key":{"data_id":"a"},"version":1}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := NewStore()
 		seed := Command{Op: OpRegister, Key: Key{Service: "a"}, Instances: []Instance{{IP: "127.0.0.1", Port: 80, Weight: 1, Healthy: true, Enabled: true}}}
@@ -36,6 +41,9 @@ func FuzzCommand(f *testing.F) {
 		r := NewStore()
 		if err := r.Load(&buf); err != nil {
 			t.Fatalf("restoring a snapshot: %v", err)
+		}
+		if r.cfg.index != s.cfg.index || len(r.cfg.entries) != len(s.cfg.entries) {
+			t.Fatalf("config index %d and %d keys after restore, want %d and %d", r.cfg.index, len(r.cfg.entries), s.cfg.index, len(s.cfg.entries))
 		}
 		if r.Index() != s.Index() {
 			t.Fatalf("index %d after restore, want %d", r.Index(), s.Index())
@@ -89,6 +97,35 @@ func FuzzSelectorPairs(f *testing.F) {
 			if k == "" {
 				t.Fatalf("empty key accepted from %q", s)
 			}
+		}
+	})
+}
+
+// FuzzListeningConfigs parses the long-poll listener's Listening-Configs
+// as nacosConfigListen does: never a panic, every key it accepts is valid,
+// and the answer naming them all decodes to one line per key.
+func FuzzListeningConfigs(f *testing.F) {
+	f.Add("a\x02DEFAULT_GROUP\x02d41d8cd98f00b204e9800998ecf8427e\x01")
+	f.Add("a\x02g\x02\x02prod\x01b\x02g\x02x\x01")
+	f.Add("\x01\x01\x02")
+	f.Fuzz(func(t *testing.T, raw string) {
+		es, err := parseListening(raw)
+		if err != nil {
+			return
+		}
+		ps := make([]*listenEntry, len(es))
+		for i := range es {
+			if err := es[i].key.Validate(); err != nil {
+				t.Fatalf("accepted an invalid key %+v: %v", es[i].key, err)
+			}
+			ps[i] = &es[i]
+		}
+		ans, err := url.QueryUnescape(listenAnswer(ps))
+		if err != nil {
+			t.Fatalf("answer does not decode: %v", err)
+		}
+		if got := strings.Count(ans, listenLineSep); got != len(es) {
+			t.Fatalf("answer has %d lines for %d keys", got, len(es))
 		}
 	})
 }
