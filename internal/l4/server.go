@@ -57,8 +57,8 @@ type Server struct {
 	// tests shorten it before the first connection.
 	parkAfter time.Duration
 	// wg counts every goroutine Shutdown waits for: the rate estimator,
-	// one per listener's accept or read loop, and one per live connection
-	// or session. A connection's Add comes from its listener's loop, whose
+	// the idle sweeper, one per listener's accept or read loop, and one
+	// per live connection or session. A connection's Add comes from its listener's loop, whose
 	// own count is held already, so no Add from zero races with Wait.
 	wg sync.WaitGroup
 
@@ -130,8 +130,9 @@ func NewServer(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("l4: registering metrics: %w", err)
 		}
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.estimate()
+	go s.sweep()
 	return s, nil
 }
 
@@ -433,6 +434,50 @@ func (s *Server) estimate() {
 			})
 		}
 	}
+}
+
+// sweep closes the TCP connections that have moved no byte for the idle
+// timeout of their state. One pass over the table every few moments
+// replaces a runtime timer per connection (a hundred-odd bytes each, and a
+// start and a stop per connection); a connection closes at most
+// sweepEvery after its timeout.
+func (s *Server) sweep() {
+	defer s.wg.Done()
+	t := time.NewTimer(s.sweepEvery())
+	defer t.Stop()
+	var expired []*conn
+	for {
+		select {
+		case <-s.stopEst:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		s.conns.each(func(c *conn) {
+			if c.proto == "tcp" && now-c.last.Load() >= int64(c.svc.idleTimeout(c.state.Load())) {
+				expired = append(expired, c)
+			}
+		})
+		// Outside the table's locks: closing removes from it.
+		for _, c := range expired {
+			c.closer()
+		}
+		clear(expired)
+		expired = expired[:0]
+		t.Reset(s.sweepEvery())
+	}
+}
+
+// sweepEvery is an eighth of the shortest TCP idle timeout of the current
+// services, between 10ms and a second.
+func (s *Server) sweepEvery() time.Duration {
+	every := time.Second
+	for _, svc := range *s.services.Load() {
+		if svc.proto == "tcp" {
+			every = min(every, svc.tcpIdle/8, svc.finIdle/8)
+		}
+	}
+	return max(every, 10*time.Millisecond)
 }
 
 // Services returns every service of the current runtime with its

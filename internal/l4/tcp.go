@@ -84,22 +84,16 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// tcpPair is one proxied connection: the two sockets, a pump for each
-// direction and the idle timer of both.
+// tcpPair is one proxied connection: the two sockets and a pump for each
+// direction. Its idle timeout is Server.sweep's: no timer of its own.
 type tcpPair struct {
 	srv             *Server
 	conn            conn
 	client, backend *net.TCPConn
 	in, out         pump // client to backend, backend to client
 	done            atomic.Int32
-
-	// The idle timer closes the connection when no byte has moved either
-	// way for the idle timeout of its state. One timer serves both
-	// directions, whether their goroutines run or are parked; mu
-	// serialises its resets.
-	mu     sync.Mutex
-	timer  *time.Timer
-	closed bool
+	// mu orders a pump's parking against abort and resume.
+	mu sync.Mutex
 }
 
 // Pump states. A parked pump has no goroutine: its source socket is armed
@@ -240,9 +234,6 @@ func (s *Server) handleTCP(svc *service, cc *net.TCPConn, client netip.AddrPort)
 	d.conns.Add(1)
 	d.active.Add(1)
 	s.conns.add(c)
-	p.mu.Lock()
-	p.timer = time.AfterFunc(svc.tcpIdle, p.expire)
-	p.mu.Unlock()
 	go p.out.run()
 	p.in.run()
 }
@@ -423,32 +414,10 @@ func (p *tcpPair) halfClose(dst *net.TCPConn) {
 		c.svc.counters.inactive.Add(1)
 		c.dest.active.Add(-1)
 		c.dest.inactive.Add(1)
-		p.mu.Lock()
-		if !p.closed {
-			p.timer.Reset(c.svc.finIdle)
-		}
-		p.mu.Unlock()
+		// The FIN is traffic: the shorter FIN_WAIT timeout counts from
+		// it, as LVS restarts a connection's timer on every packet.
+		c.touch(time.Now().UnixNano())
 	}
-}
-
-// expire runs when the idle timer fires: it closes the connection if no
-// byte moved for the idle timeout of its state, and otherwise sets the
-// timer for what is left of it.
-func (p *tcpPair) expire() {
-	c := &p.conn
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	left := c.svc.idleTimeout(c.state.Load()) - time.Since(time.Unix(0, c.last.Load()))
-	if left > 0 {
-		p.timer.Reset(left)
-		p.mu.Unlock()
-		return
-	}
-	p.mu.Unlock()
-	p.abort()
 }
 
 // abort ends both directions at once. A running direction sees its
@@ -477,8 +446,6 @@ func (p *tcpPair) finish() {
 	p.client.Close()
 	p.backend.Close()
 	p.mu.Lock()
-	p.closed = true
-	p.timer.Stop()
 	if pk := p.srv.parker; pk != nil {
 		for _, u := range [...]*pump{&p.in, &p.out} {
 			if u.added {
