@@ -9,9 +9,9 @@ import (
 // ends. It checks no tokens: the front ends apply the auth model (reads
 // with namespaceOK, writes with writeOK) before they call it.
 //
-// Writes must reach the leader. Like the Nacos gRPC naming writes, these
-// methods answer 503 with the leader's address on a follower instead of
-// forwarding (the HTTP API forwards whole requests before it gets here).
+// Writes must reach the leader: on a follower these methods send them on
+// to it (config_forward.go), so a Nacos 2 client connected to any node can
+// publish. (The HTTP API forwards whole requests before it gets here.)
 
 // ConfigWrite is a publish or a removal.
 type ConfigWrite struct {
@@ -35,15 +35,6 @@ type ConfigWrite struct {
 	SrcIP string
 }
 
-// notLeader is the error of a config write on a follower, as the Nacos
-// gRPC naming writes answer it.
-func (n *Node) notLeader() error {
-	if n.IsLeader() {
-		return nil
-	}
-	return errf(http.StatusServiceUnavailable, "this registry node is not the leader (%s is); send config writes to the leader", n.Leader())
-}
-
 // ConfigGet returns what a client at clientIP asking for tag is served
 // for namespace/group/dataId (namespace "" is public, group "" is
 // DEFAULT_GROUP): the tag's variant when tag is set, else the beta one
@@ -62,14 +53,18 @@ func (n *Node) ConfigList(namespace, group string) []ConfigKey {
 
 // ConfigPublish stores w.Content through Raft and returns the variant it
 // stored. It refuses contents over the node's MaxContentBytes and a new
-// key in a namespace at MaxConfigs (LimitError), and a casMd5 that no
-// longer matches (ErrConfigConflict).
+// key in a namespace at MaxConfigs (LimitError), an empty content (as
+// Nacos does), and a casMd5 that no longer matches (ErrConfigConflict).
 func (n *Node) ConfigPublish(w ConfigWrite) (ConfigItem, error) {
-	if err := n.notLeader(); err != nil {
-		return ConfigItem{}, err
+	if w.Content == "" {
+		// Nacos refuses a blank content on every API.
+		return ConfigItem{}, errf(http.StatusBadRequest, "content is empty")
 	}
 	if max := n.opts.Config.MaxContentBytes; len(w.Content) > max {
 		return ConfigItem{}, limitErr("config content is %d bytes, more than registry.config.max_content_bytes (%d)", len(w.Content), max)
+	}
+	if it, forwarded, err := n.forwardPublish(w); forwarded {
+		return it, err
 	}
 	c := n.configCommand(w)
 	idx, err := n.Propose(&Command{Op: OpConfigPublish, Config: c})
@@ -90,10 +85,10 @@ func (n *Node) ConfigPublish(w ConfigWrite) (ConfigItem, error) {
 // beta variant (w.Beta) or a tag's (w.Tag). Removing what does not exist
 // succeeds, as in Nacos.
 func (n *Node) ConfigRemove(w ConfigWrite) error {
-	if err := n.notLeader(); err != nil {
+	w.Content, w.BetaIPs, w.CasMD5 = "", nil, ""
+	if forwarded, err := n.forwardRemove(w); forwarded {
 		return err
 	}
-	w.Content, w.BetaIPs, w.CasMD5 = "", nil, ""
 	_, err := n.Propose(&Command{Op: OpConfigRemove, Config: n.configCommand(w)})
 	return err
 }
@@ -109,8 +104,8 @@ func (n *Node) ConfigHistory(namespace, group, dataID string) []ConfigVersion {
 // again, as a new version. A version not in the history is an error that
 // wraps ErrConfigNotFound.
 func (n *Node) ConfigRollback(k ConfigKey, version uint64, srcIP string) (ConfigItem, error) {
-	if err := n.notLeader(); err != nil {
-		return ConfigItem{}, err
+	if it, forwarded, err := n.forwardRollback(k, version, srcIP); forwarded {
+		return it, err
 	}
 	c := n.configCommand(ConfigWrite{Key: k, SrcIP: srcIP})
 	c.Version = version

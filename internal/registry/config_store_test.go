@@ -438,10 +438,29 @@ func TestConfigCluster(t *testing.T) {
 			return ok && got.MD5 == last.MD5 && len(n.ConfigList("prod", "g")) == 5
 		})
 	}
-	err = nodes[1].ConfigRemove(ConfigWrite{Key: ConfigKey{Namespace: "prod", Group: "g", DataID: "k0"}})
-	var he *httpError
-	if !errors.As(err, &he) || he.code != 503 || !strings.Contains(err.Error(), leader.ID()) {
-		t.Fatalf("follower write: %v, want 503 naming the leader", err)
+	// A follower sends Node API writes on to the leader: a removal, a
+	// stale casMd5 (refused as a conflict), a publish and a rollback.
+	if err := nodes[1].ConfigRemove(ConfigWrite{Key: ConfigKey{Namespace: "prod", Group: "g", DataID: "k0"}}); err != nil {
+		t.Fatalf("removal through a follower: %v", err)
+	}
+	if _, ok := leader.ConfigGet("prod", "g", "k0", "", ""); ok {
+		t.Fatal("the leader still has k0 after a follower removed it")
+	}
+	if _, err := nodes[1].ConfigPublish(ConfigWrite{Key: ConfigKey{Group: "g", DataID: "d"}, Content: "x", CasMD5: "stale"}); !errors.Is(err, ErrConfigConflict) {
+		t.Fatalf("stale casMd5 through a follower: %v, want ErrConfigConflict", err)
+	}
+	fit, err := nodes[2].ConfigPublish(ConfigWrite{Key: ConfigKey{Group: "g", DataID: "d"}, Content: "from a follower", Type: "text", SrcIP: "10.1.2.3"})
+	if err != nil || fit.MD5 != ContentMD5("from a follower") || fit.Version == 0 {
+		t.Fatalf("publish through a follower: %+v %v", fit, err)
+	}
+	if _, err := nodes[2].ConfigRollback(ConfigKey{Group: "g", DataID: "d"}, it.Version, ""); err != nil {
+		t.Fatalf("rollback through a follower: %v", err)
+	}
+	if got, _ := leader.ConfigGet("", "g", "d", "", ""); got.Content != "hello" {
+		t.Fatalf("leader after a follower's rollback: %q", got.Content)
+	}
+	if _, err := nodes[2].ConfigRollback(ConfigKey{Group: "g", DataID: "d"}, 999999, ""); !errors.Is(err, ErrConfigNotFound) {
+		t.Fatalf("rollback to a missing version through a follower: %v", err)
 	}
 	// The HTTP API forwards a follower's writes to the leader.
 	if code, body, _ := nacosDo(t, "POST", "http://"+nodes[1].ID()+"/nacos/v1/cs/configs", url.Values{"dataId": {"fwd"}, "content": {"via follower"}}, nil); code != 200 || body != "true" {
@@ -461,6 +480,6 @@ func TestConfigCluster(t *testing.T) {
 	nodes[1] = clusterNode(t, specs[1].http, specs[1].raft, specs[1].dir, []string{specs[0].http})
 	waitFor(t, 15*time.Second, "the restarted node to catch up", func() bool {
 		got, ok := nodes[1].ConfigGet("", "g", "d", "", "")
-		return ok && got.Content == "after" && len(nodes[1].ConfigList("prod", "")) == 5 && len(nodes[1].ConfigHistory("", "g", "d")) == 2
+		return ok && got.Content == "after" && len(nodes[1].ConfigList("prod", "")) == 4 && len(nodes[1].ConfigHistory("", "g", "d")) == 4
 	})
 }
