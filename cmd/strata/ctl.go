@@ -158,6 +158,11 @@ func printServices(w io.Writer, svcs []l4.ServiceStatus) {
 		if s.Persistent > 0 {
 			flags += fmt.Sprintf(" persistent %.0f", s.Persistent)
 		}
+		// The fingerprint of the Maglev table: equal on every node that
+		// sends each flow to the same backend.
+		if s.Fingerprint != "" {
+			flags += " fingerprint " + s.Fingerprint
+		}
 		row(fmt.Sprintf("%-4s %s %s%s", strings.ToUpper(s.Protocol), s.Listen, s.Scheduler, flags), "", s.Stats)
 		for _, b := range s.Backends {
 			name := b.Address

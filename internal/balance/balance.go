@@ -27,6 +27,9 @@ type Options struct {
 	TableSize int
 }
 
+// DefaultTableSize is Maglev's table size when Options.TableSize is 0.
+const DefaultTableSize = 65537
+
 // Factory builds a picker over ready, which is never empty and holds only
 // backends with EffectiveWeight > 0.
 type Factory func(ready []*upstream.Backend, opts Options) upstream.Picker
@@ -70,7 +73,7 @@ func Builder(name string, opts Options) (upstream.PickerBuilder, error) {
 		opts.Rand = rand.Uint64
 	}
 	if opts.TableSize == 0 {
-		opts.TableSize = 65537
+		opts.TableSize = DefaultTableSize
 	}
 	return func(ready []*upstream.Backend) upstream.Picker { return f(ready, opts) }, nil
 }

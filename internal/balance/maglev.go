@@ -1,6 +1,8 @@
 package balance
 
 import (
+	"encoding/binary"
+
 	"github.com/cespare/xxhash/v2"
 	"github.com/strata-lb/strata/internal/upstream"
 )
@@ -114,4 +116,26 @@ func isPrime(n int) bool {
 		}
 	}
 	return true
+}
+
+// MaglevFingerprint is a 64-bit hash of a Maglev table as MaglevTable
+// returns it: the backends (name and address, in the table's order) and
+// which of them each slot holds. Two nodes whose tables have the same
+// fingerprint send every flow to the same backend, which is what a
+// cluster of l4 nodes behind ECMP relies on; an operator compares the
+// fingerprints of `strata ctl services` across nodes.
+func MaglevFingerprint(sorted []*upstream.Backend, table []uint32) uint64 {
+	d := xxhash.New()
+	for _, b := range sorted {
+		d.WriteString(b.Name)
+		d.Write([]byte{0})
+		d.WriteString(b.Addr)
+		d.Write([]byte{0})
+	}
+	buf := make([]byte, 4*len(table))
+	for i, t := range table {
+		binary.LittleEndian.PutUint32(buf[4*i:], t)
+	}
+	d.Write(buf)
+	return d.Sum64()
 }

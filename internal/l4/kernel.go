@@ -238,6 +238,9 @@ func (k *kernelPlane) status() []ServiceStatus {
 			Name: ks.cfg.Name, Protocol: ks.cfg.Protocol, Listen: ks.cfg.Listen, Pool: ks.pool.Name(),
 			Scheduler: "mh", Forward: ks.cfg.Forward, Stats: kernelStats(st.Total), Drops: map[string]uint64{},
 		}
+		if st.Fingerprint != 0 {
+			ss.Fingerprint = fmt.Sprintf("%016x", st.Fingerprint)
+		}
 		reals := map[string]xdp.RealStats{}
 		for _, r := range st.Reals {
 			reals[r.Name] = r

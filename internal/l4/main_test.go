@@ -1,6 +1,8 @@
 package l4
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -8,7 +10,15 @@ import (
 
 // TestMain fails the package's tests when a goroutine they started is
 // still running after the last one: a server that Shutdown does not stop,
-// a connection nobody closes.
+// a connection nobody closes. Run with fingerprintChildEnv set, the
+// binary is a child of TestFingerprintAcrossProcesses instead.
 func TestMain(m *testing.M) {
+	if b := os.Getenv(fingerprintChildEnv); b != "" {
+		if err := fingerprintChild(b); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }

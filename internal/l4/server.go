@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-lb/strata/internal/balance"
 	"github.com/strata-lb/strata/internal/config"
 	"github.com/strata-lb/strata/internal/sockopt"
 	"github.com/strata-lb/strata/internal/upstream"
@@ -505,6 +506,9 @@ func (s *Server) Services() []ServiceStatus {
 		for i, n := range dropNames {
 			st.Drops[n] = svc.counters.drops[i].Load()
 		}
+		if st.Scheduler == "mh" || st.Scheduler == "maglev" {
+			st.Fingerprint = maglevFingerprint(svc.pool.Snapshot().Ready)
+		}
 		for _, b := range svc.pool.Snapshot().All {
 			d := svc.counters.dest(b)
 			st.Backends = append(st.Backends, BackendStats{
@@ -546,4 +550,16 @@ func (s *Server) Persistence() []PersistStatus {
 		}
 	}
 	return out
+}
+
+// maglevFingerprint builds the Maglev table the mh and maglev schedulers
+// build from ready (package balance's default size) and returns its
+// fingerprint, or "" with nothing ready. It costs a table build, which
+// is why only the status calls ask for it.
+func maglevFingerprint(ready []*upstream.Backend) string {
+	if len(ready) == 0 {
+		return ""
+	}
+	sorted, table := balance.MaglevTable(ready, balance.DefaultTableSize)
+	return fmt.Sprintf("%016x", balance.MaglevFingerprint(sorted, table))
 }

@@ -119,10 +119,16 @@ type ServiceStatus struct {
 	// cross the balancer, so their out counters stay 0.
 	Forward string `json:"forward"`
 	// Persistent is the persistence timeout in seconds, 0 when off.
-	Persistent float64           `json:"persistent_seconds"`
-	Stats      Stats             `json:"stats"`
-	Drops      map[string]uint64 `json:"drops"`
-	Backends   []BackendStats    `json:"backends"`
+	Persistent float64 `json:"persistent_seconds"`
+	// Fingerprint identifies the service's Maglev table (16 hex digits
+	// of balance.MaglevFingerprint): nodes whose fingerprints are equal
+	// send every flow to the same backend. Present for the mh and maglev
+	// schedulers and for dr and tunnel services (the kernel's table),
+	// while at least one backend is ready.
+	Fingerprint string            `json:"fingerprint,omitempty"`
+	Stats       Stats             `json:"stats"`
+	Drops       map[string]uint64 `json:"drops"`
+	Backends    []BackendStats    `json:"backends"`
 }
 
 // BackendStats is one real server of a service.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -156,7 +157,7 @@ pools:
     health: {type: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}
 l4:
   services:
-    - {name: echo, listen: "%s:80", pool: app}
+    - {name: echo, listen: "%s:80", pool: app, scheduler: mh}
   bgp:
     asn: 65001
     router_id: %s
@@ -208,6 +209,20 @@ l4:
 	}
 	if g := primary.dialVIP(t); g != "primary" {
 		t.Errorf("the primary's VIP answered %q, want primary", g)
+	}
+	// The nodes have one pool, so their Maglev tables are the same, and
+	// strata ctl services says so with one fingerprint.
+	var fps []string
+	for _, n := range nodes {
+		out := n.ns.Run(t, strataBin, "ctl", "services", "--admin", "127.0.0.1:9901")
+		m := regexp.MustCompile(`fingerprint ([0-9a-f]{16})`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("strata ctl services on %s shows no fingerprint:\n%s", n.name, out)
+		}
+		fps = append(fps, m[1])
+	}
+	if fps[0] != fps[1] {
+		t.Errorf("the nodes' Maglev fingerprints differ: %v", fps)
 	}
 
 	// The primary's backend fails: it withdraws, and the router falls

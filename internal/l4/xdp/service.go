@@ -40,6 +40,9 @@ type service struct {
 	ready []string
 	// pending counts ready backends left out for want of a next hop.
 	pending int
+	// fingerprint is balance.MaglevFingerprint of the table in the
+	// kernel now, 0 when the table is empty.
+	fingerprint uint64
 }
 
 // realSlot is one backend of one service in the reals map. Its id indexes
@@ -170,13 +173,14 @@ func (d *Dataplane) SetService(key ServiceKey, mode Mode, snap *upstream.Snapsho
 // is emptied, and the program drops the service's packets.
 func (d *Dataplane) swapTable(s *service, ready []*upstream.Backend) error {
 	if len(ready) == 0 {
-		s.ready = nil
+		s.ready, s.fingerprint = nil, 0
 		if err := d.objs.Rings.Delete(s.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("xdp: emptying the table of %s: %w", s.key, err)
 		}
 		return nil
 	}
 	sorted, table := balance.MaglevTable(ready, RingSize)
+	s.fingerprint = balance.MaglevFingerprint(sorted, table)
 	if len(table) != RingSize {
 		return fmt.Errorf("xdp: Maglev table of %d slots, the program has %d", len(table), RingSize)
 	}

@@ -24,6 +24,9 @@ type ServiceStats struct {
 	Mode  Mode        `json:"-"`
 	Total Counters    `json:"total"`
 	Reals []RealStats `json:"reals"`
+	// Fingerprint identifies the Maglev table in the kernel (see
+	// balance.MaglevFingerprint); 0 when it is empty.
+	Fingerprint uint64 `json:"fingerprint"`
 }
 
 // RealStats are one real's counters in one service.
@@ -40,7 +43,7 @@ func (d *Dataplane) Stats() []ServiceStats {
 	defer d.mu.Unlock()
 	out := make([]ServiceStats, 0, len(d.services))
 	for _, s := range d.services {
-		st := ServiceStats{Key: s.key, Mode: s.mode, Total: sum(d.objs.SvcStats, s.id)}
+		st := ServiceStats{Key: s.key, Mode: s.mode, Total: sum(d.objs.SvcStats, s.id), Fingerprint: s.fingerprint}
 		in := map[string]bool{}
 		for _, n := range s.ready {
 			in[n] = true
