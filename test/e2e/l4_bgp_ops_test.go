@@ -108,6 +108,7 @@ func TestL4BGPOps(t *testing.T) {
 	testnet.NeedTool(t, "/usr/lib/frr/bgpd", "frr")
 	testnet.NeedTool(t, "/usr/lib/frr/zebra", "frr")
 	testnet.NeedTool(t, "vtysh", "frr")
+	chromium := testnet.NeedTool(t, "chromium", "chromium")
 	br := testnet.NewBridge(t, "osw")
 	rt := testnet.NewNetns(t, "ort")
 	br.Plug(t, rt, "eth0")
@@ -276,6 +277,16 @@ l4:
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// The dashboard's BGP panel, as a browser renders it from
+	// /api/v1/status: the peer established, the node drained, and the
+	// button that undrains it.
+	dom := primary.ns.Run(t, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir="+t.TempDir(),
+		"--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:9901/")
+	for _, want := range []string{`<section id="bgp" class="panel">`, `data-peer="` + opsSubnet + `1"`, "drained: nothing announced", "Undrain node", "session established"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the dashboard's BGP panel lacks %q:\n%s", want, dom)
 		}
 	}
 	// A forwarded write is refused, as every admin write.

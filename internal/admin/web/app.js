@@ -181,8 +181,59 @@
     $('meta').textContent = `${st.version || 'dev'} · up ${fmtUptime(st.uptime_seconds)} · ${st.pools.length} pool${st.pools.length === 1 ? '' : 's'} · updated ${new Date().toLocaleTimeString()}`;
     const pools = new Map(st.pools.map((p) => [p.name, p]));
     renderChain(pools);
+    renderBGP(st.bgp);
     renderPools(pools);
   }
+
+  // ---- BGP --------------------------------------------------------------
+  // renderBGP shows the l4 speaker (the "bgp" section of /api/v1/status),
+  // or hides its panel when the node runs none.
+  function renderBGP(b) {
+    $('bgp').hidden = !b;
+    if (!b) return;
+    const st = b.shutting_down ? pill('shutting down', 'warn')
+      : b.drained ? pill('drained: nothing announced', 'warn')
+        : b.announced.length ? pill(`announcing ${b.announced.length} of ${b.vips.length} VIPs`, 'ok')
+          : pill('nothing announced', 'bad');
+    $('bgp-state').replaceChildren(st);
+    const attrs = [];
+    if (b.med) attrs.push(`med ${b.med}`);
+    if (b.as_path_prepend) attrs.push(`as-path prepend ${b.as_path_prepend}`);
+    if (b.communities.length) attrs.push(`communities ${b.communities.join(' ')}`);
+    $('bgp-who').textContent = `asn ${b.asn} · router-id ${b.router_id}` + (attrs.length ? ' · ' + attrs.join(' · ') : '');
+    const btn = $('bgp-drain');
+    btn.textContent = b.drained ? 'Undrain node' : 'Drain node';
+    btn.className = b.drained ? 'restore' : 'drain';
+    btn.dataset.drained = b.drained ? '1' : '';
+    const rows = b.peers.map((p) => {
+      const t = p.last_transition;
+      const last = t ? `${t.from} → ${t.to} ${fmtUptime((Date.now() - Date.parse(t.at)) / 1000)} ago${t.reason ? ': ' + t.reason : ''}` : '—';
+      return el('tr', { 'data-peer': p.address },
+        el('td', { class: 'name', text: p.address }),
+        el('td', { text: String(p.asn) }),
+        el('td', {}, pill(p.state, p.state === 'established' ? 'ok' : 'bad')),
+        el('td', { class: 'num', text: p.state === 'established' ? fmtUptime(p.uptime_seconds) : '—' }),
+        el('td', { class: 'num', text: String(p.flaps) }),
+        el('td', { text: last }));
+    });
+    $('bgp-peers').replaceChildren(...rows);
+    const list = (xs) => (xs.length ? xs.join(', ') : 'none');
+    $('bgp-routes').textContent = `announced: ${list(b.announced)} · VIPs: ${list(b.vips)} · put on lo by strata: ${list(b.on_lo)}`;
+  }
+  $('bgp-drain').addEventListener('click', async (ev) => {
+    const btn = ev.currentTarget;
+    const undrain = btn.dataset.drained === '1';
+    btn.disabled = true;
+    try {
+      await write('POST', undrain ? '/api/v1/l4/undrain' : '/api/v1/l4/drain');
+      actionError = '';
+      await tick();
+    } catch (e) {
+      fail(`${undrain ? 'Undraining' : 'Draining'} the node: ${e.message}`);
+    } finally {
+      btn.disabled = false;
+    }
+  });
 
   const hopsOf = (role) => state.chain.filter((h) => h.role === role);
   // remoteL7 are the l4 services whose backends are l7 nodes run by other
