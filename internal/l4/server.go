@@ -259,6 +259,10 @@ func (s *Server) Apply(cfg *config.L4, pools map[string]*upstream.Pool) error {
 			go s.serveUDP(l)
 		}
 		s.log.Info("listening", "service", wants[key].svc.name, "protocol", l.proto, "addr", l.addr().String())
+		if sockopt.Nonlocal(wants[key].addr) {
+			s.log.Warn("no interface holds this address yet: the service serves once it is added (IP_FREEBIND)",
+				"service", wants[key].svc.name, "addr", wants[key].addr)
+		}
 	}
 	for _, l := range s.listeners {
 		if !claimed[l] {
@@ -284,13 +288,15 @@ func listen(key, proto, addr string) (*listener, error) {
 	l := &listener{key: key, proto: proto, done: make(chan struct{})}
 	switch proto {
 	case "tcp":
-		ln, err := net.Listen("tcp", addr)
+		// FREEBIND: a VIP that keepalived has not moved here yet is
+		// listened on all the same (sockopt.Listen).
+		ln, err := sockopt.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("listening on tcp %s: %w", addr, err)
 		}
 		l.tcp = ln.(*net.TCPListener)
 	case "udp":
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := sockopt.ListenPacket("udp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
 		}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/strata-lb/strata/internal/sockopt"
 )
 
 // h1Server serves a listener's client connections. It reads HTTP/1.x
@@ -393,8 +395,10 @@ func (c *h1Conn) priorKnowledge() bool {
 // probes on cost four setsockopt calls per connection, a sixth of the
 // system calls of a connection that carries one request. Connections that
 // outlive those timeouts (HTTP/2, upgraded tunnels) turn it on
-// themselves (keepAlive).
-var clientListenConfig = net.ListenConfig{KeepAlive: -1}
+// themselves (keepAlive). The sockets bind with IP_FREEBIND, so a listener
+// on a VIP that no interface holds yet serves once it arrives
+// (sockopt.Freebind).
+var clientListenConfig = net.ListenConfig{KeepAlive: -1, Control: sockopt.Freebind}
 
 // keepAlive turns TCP keep-alive probes on for a client connection that no
 // timeout of ours bounds while it is silent, so that a peer that vanished

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/sockopt"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -251,6 +252,8 @@ func (s *Server) ApplyWith(cfg *config.L7, pools map[string]*upstream.Pool, prot
 		if kept[addr] != nil {
 			continue
 		}
+		// clientListenConfig binds with FREEBIND: a VIP that keepalived has
+		// not moved here yet is listened on all the same.
 		ln, err := clientListenConfig.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			abandon()
@@ -310,6 +313,9 @@ func (s *Server) ApplyWith(cfg *config.L7, pools map[string]*upstream.Pool, prot
 		next[addr] = l
 		go s.serve(l)
 		s.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
+		if sockopt.Nonlocal(addr) {
+			s.log.Warn("no interface holds this address yet: the listener serves once it is added (IP_FREEBIND)", "listener", l.name, "addr", addr)
+		}
 	}
 	for _, l := range s.listeners {
 		if claimed[l] {

@@ -16,13 +16,13 @@ import (
 // a whole namespace; this needs no sysctl. A typo in the address binds too,
 // so callers log addresses that are not local (see Nonlocal).
 func Listen(network, addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: freebind}
+	lc := net.ListenConfig{Control: Freebind}
 	return lc.Listen(context.Background(), network, addr)
 }
 
 // ListenPacket is net.ListenPacket with IP_FREEBIND, for the same reason.
 func ListenPacket(network, addr string) (net.PacketConn, error) {
-	lc := net.ListenConfig{Control: freebind}
+	lc := net.ListenConfig{Control: Freebind}
 	return lc.ListenPacket(context.Background(), network, addr)
 }
 

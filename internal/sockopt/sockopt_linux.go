@@ -41,10 +41,10 @@ func AcceptQueue(c syscall.Conn) (n int, ok bool) {
 	return n, ok
 }
 
-// freebind sets IP_FREEBIND and IPV6_FREEBIND (Linux 4.15) on a socket
+// Freebind, a net.ListenConfig Control, sets IP_FREEBIND and IPV6_FREEBIND (Linux 4.15) on a socket
 // before it binds. A failure leaves the socket as it was: binding a local
 // address works without them.
-func freebind(_, _ string, c syscall.RawConn) error {
+func Freebind(_, _ string, c syscall.RawConn) error {
 	return c.Control(func(fd uintptr) {
 		unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
 		unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)

@@ -20,5 +20,5 @@ func GrowReceiveBuffer(c syscall.Conn, n int) {
 // accept queue; only Linux tells, so ok is false here.
 func AcceptQueue(c syscall.Conn) (n int, ok bool) { return 0, false }
 
-// freebind does nothing here: IP_FREEBIND is Linux's.
-func freebind(_, _ string, _ syscall.RawConn) error { return nil }
+// Freebind does nothing here: IP_FREEBIND is Linux's.
+func Freebind(_, _ string, _ syscall.RawConn) error { return nil }
