@@ -24,6 +24,7 @@ deps=(
 	"/usr/include/bpf/bpf_helpers.h libbpf-dev"
 	"knotd knot"
 	"/usr/lib/frr/bgpd frr"
+	"/usr/sbin/keepalived keepalived"
 )
 
 missing=()
