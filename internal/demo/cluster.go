@@ -349,13 +349,8 @@ func (c *cluster) buildNetwork() error {
 			return err
 		}
 	}
-	// Each l4 node holds the VIP on its lo, so that its kernel takes the
-	// packets the router sends it for the VIP.
-	for _, n := range s.L4 {
-		if err := ip("-n", n.NS, "addr", "add", ClusterVIP+"/32", "dev", "lo"); err != nil {
-			return err
-		}
-	}
+	// No VIP on the l4 nodes' lo here: strata puts it there itself
+	// (l4.bgp.vip_on_lo, on by default).
 	for _, args := range [][]string{
 		{"-n", routerNS, "link", "add", "client", "type", "veth", "peer", "name", "eth0", "netns", clientNS},
 		{"-n", routerNS, "link", "set", "client", "up"},
@@ -562,10 +557,11 @@ Try:
   kill %[6]d        # SIGTERM %[7]s: it withdraws the VIP first, serves its 2s lameduck, then stops
   kill -9 %[8]d     # %[9]s dies silently: the router drops it when the 3s hold time runs out
   kill -STOP %[10]d / kill -CONT %[10]d   # %[11]s hangs, then comes back
-  ip netns exec %[12]s strata ctl …   # drain or undrain a node through its admin listener (127.0.0.1:9901 in its namespace; see docs/l4.md)
+  ip netns exec %[12]s strata ctl drain-node     # %[16]s withdraws the VIP but serves on; undrain-node announces it again
+  ip netns exec %[12]s strata ctl bgp            # its sessions, announcements, the VIP on lo
   ip netns exec %[13]s curl -s -X POST 127.0.0.1:9901/api/v1/pools/app/backends/%[14]s/drain   # drain an app instance on %[15]s
 `, vtysh, ClusterVIP, clientNS, s.VIP, l4a.NS, c.pid(c.l4[0]), l4a.Name, c.pid(c.l4[1]), l4b.Name, c.pid(c.l4[2]), l4c.Name,
-		l4c.NS, s.L7[0].NS, s.Apps[0].Addr, s.L7[0].Name)
+		l4c.NS, s.L7[0].NS, s.Apps[0].Addr, s.L7[0].Name, l4c.Name)
 	if c.d.restart > 0 {
 		fmt.Fprintf(w, "A killed process is started again after %s.\n", c.d.restart)
 	}
