@@ -19,7 +19,8 @@ import (
 )
 
 // TestDemoCluster runs `strata demo cluster` as docs/l4.md tells an
-// operator to: the router (FRR) installs one route to the VIP with the
+// operator to, after a crashed run left a namespace behind: that one is
+// removed, the router (FRR) installs one route to the VIP with the
 // three l4 nodes as next hops, vtysh as printed shows it, the client's
 // connections reach every node, and after SIGINT no namespace, FRR run
 // directory or process of the demo is left.
@@ -30,6 +31,26 @@ func TestDemoCluster(t *testing.T) {
 	testnet.NeedTool(t, "/usr/lib/frr/bgpd", "frr")
 	testnet.NeedTool(t, "vtysh", "frr")
 	const router = demo.NSPrefix + "router"
+
+	// What a demo killed with -9 leaves: a namespace of its own name with
+	// a process in it. The demo removes both before it builds its own.
+	const stale = demo.NSPrefix + "l4-1"
+	exec.Command("ip", "netns", "del", stale).Run()
+	testnet.Run(t, "", "ip", "netns", "add", stale)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", stale).Run() })
+	leftover := exec.Command("ip", "netns", "exec", stale, "sleep", "300")
+	if err := leftover.Start(); err != nil {
+		t.Fatal(err)
+	}
+	leftoverDone := make(chan struct{})
+	go func() {
+		leftover.Wait()
+		close(leftoverDone)
+	}()
+	t.Cleanup(func() {
+		leftover.Process.Kill()
+		<-leftoverDone
+	})
 
 	var stdout, stderr bytes.Buffer
 	out, logs := &lockedWriter{w: &stdout}, &lockedWriter{w: &stderr}
@@ -69,6 +90,14 @@ func TestDemoCluster(t *testing.T) {
 	eventually(t, 90*time.Second, "the router's ECMP route to the VIP through the three nodes", func() bool {
 		return slices.Equal(hops(), nodes)
 	})
+	select {
+	case <-leftoverDone:
+	default:
+		t.Error("the process a crashed run left in " + stale + " still runs")
+	}
+	if !strings.Contains(logText(logs), "removed a namespace left by an earlier run") {
+		t.Error("the demo did not log that it removed the stale namespace")
+	}
 	// The command the intro prints, as printed.
 	eventually(t, 10*time.Second, "the intro", func() bool { return strings.Contains(logText(out), "Press Ctrl-C") })
 	vtysh := regexp.MustCompile(`(?m)^\s*(ip netns exec \S+ vtysh -N \S+ -c) 'show ip route (\S+)'`).FindStringSubmatch(logText(out))
