@@ -195,6 +195,16 @@ func (s *Server) dialRoute(ctx context.Context, cp *connPool, rt *route) (*upCon
 	return dialWith(ctx, &d, cp) // conn.go
 }
 
+// warnAttempt logs a failed attempt. It is a function of its own so that
+// the arguments of its log calls take no room in proxy's stack frame:
+// the frame of every request, and of a fresh goroutine's stack for each
+// HTTP/2 stream, which grows by copying.
+//
+//go:noinline
+func (h handler) warnAttempt(msg string, rt *route, pool *upstream.Pool, b *upstream.Backend, err error) {
+	h.s.log.Warn(msg, "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+}
+
 // proxy sends r to the chosen backend and, as the route's retry policy and
 // budget allow, to other backends of the same pool after a failure: the
 // retry loop. It answers the client in every case.
@@ -232,13 +242,13 @@ func (h handler) proxy(w http.ResponseWriter, r *http.Request, rt *route, c choi
 		case dialFailed:
 			// Nothing was sent, so any method may go elsewhere, and it
 			// cost no backend anything: the budget is not charged.
-			h.s.log.Warn("connecting to backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			h.warnAttempt("connecting to backend", rt, pool, b, err)
 			retry = left
 		case sendFailed:
-			h.s.log.Warn("proxying to backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			h.warnAttempt("proxying to backend", rt, pool, b, err)
 			retry = left && replayable && rt.budget.withdraw()
 		case timedOut:
-			h.s.log.Warn("waiting for backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			h.warnAttempt("waiting for backend", rt, pool, b, err)
 			retry = left && replayable && pol.onTimeout && rt.budget.withdraw()
 		case statusFailed:
 			// The budget allowed it before the attempt; charge it now.
@@ -248,7 +258,7 @@ func (h handler) proxy(w http.ResponseWriter, r *http.Request, rt *route, c choi
 			h.clientBodyFailed(w, err)
 			return
 		case relayFailed:
-			h.s.log.Warn("relaying response from backend", "route", rt.name, "pool", pool.Name(), "backend", b.Name, "err", err)
+			h.warnAttempt("relaying response from backend", rt, pool, b, err)
 			// The status line is gone; only cutting the connection tells
 			// the client the response is incomplete.
 			panic(http.ErrAbortHandler)
