@@ -10,11 +10,13 @@
 #          etcd:   LeaseGrant + Put with the lease (gRPC resolver, Kratos, go-micro)
 #          zk:     create of an ephemeral znode on the worker's session (Dubbo)
 #   beat   heartbeats/s
-#          strata: PUT /v1/registry/beat (HTTP; a map write on the leader, no Raft entry)
+#          strata: PUT /v1/registry/beat, HTTP/1.1 written and read by regbench itself
+#                  on a kept-alive connection (a map write on the leader, no Raft entry)
 #          etcd:   LeaseKeepAlive, one message on an open stream (the leader renews
 #                  in memory, no Raft entry)
-#          zk:     a session ping, 12 bytes on the session's connection (the server
-#                  touches the session in memory, no transaction)
+#          zk:     a session ping, 12 bytes on the session's connection, written and
+#                  read by regbench itself (the server touches the session in memory,
+#                  no transaction)
 #   query  queries/s of one service's 10 instances
 #          strata: GET /v1/registry/services/…; etcd: serializable prefix Get;
 #          zk: getChildren — each answered from the server's own state

@@ -12,9 +12,13 @@
 //
 //	          strata                       etcd                                ZooKeeper
 //	reg       PUT /v1/registry/instances   LeaseGrant + Put(key, WithLease)    create ephemeral znode
-//	beat      PUT /v1/registry/beat        LeaseKeepAlive (one stream message) session ping (opcode 11)
+//	beat      PUT /v1/registry/beat (raw)  LeaseKeepAlive (one stream message) session ping (opcode 11, raw)
 //	query     GET …/services/…/<svc>       Get(prefix, WithPrefix, serializable) getChildren
 //	watch     GET /v1/registry/watch/… stream  Watch(prefix)                   getChildren + watch, re-armed
+//
+// "raw": regbench writes and reads the heartbeat's bytes itself on a
+// connection of its own, for strata as for ZooKeeper, so that its own cost
+// per heartbeat is as small for both.
 //
 // Every loop is bounded by -d or -n. It prints one line of key=value.
 package main
