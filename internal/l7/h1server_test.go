@@ -1062,6 +1062,43 @@ func TestH1StalledReader(t *testing.T) {
 	}
 }
 
+// TestH1ParkedConnShutdown: a connection parked idle (its buffers and
+// request state given back, waiting in a goroutine of its own) is closed
+// by a graceful shutdown at once, as a busy-idle one is, and counted
+// closed.
+func TestH1ParkedConnShutdown(t *testing.T) {
+	old := idleRelease
+	idleRelease = 30 * time.Millisecond
+	t.Cleanup(func() { idleRelease = old })
+	reg := prometheus.NewRegistry()
+	s, addr, _ := startH1Proxy(t, Options{Registry: reg}, config.Listener{})
+	var srv *h1Server
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		srv = l.srv
+	}
+	s.mu.Unlock()
+	rc := dialRaw(t, addr)
+	rc.send("GET /uri HTTP/1.1\r\nHost: a\r\n\r\n")
+	if r := rc.read("GET"); r.StatusCode != 200 {
+		t.Fatalf("status %d", r.StatusCode)
+	}
+	eventually(t, 5*time.Second, "the idle connection to park", func() bool {
+		return srv.idleReleases.Load() >= 1
+	})
+	start := time.Now()
+	shutdown(t, s)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("shutdown took %v with one parked connection", d)
+	}
+	if !rc.closed() {
+		t.Error("the parked connection is still open after shutdown")
+	}
+	if v := metricValue(t, reg, "strata_l7_connections_active", map[string]string{"listener": "test"}); v != 0 {
+		t.Errorf("strata_l7_connections_active = %v after shutdown, want 0", v)
+	}
+}
+
 // TestH1IdleReleasesBuffers: a keep-alive connection idle past
 // idleRelease (short here) gives its buffers back and waits on the
 // socket; the client's next request, a pipelined pair, and its close are
