@@ -245,3 +245,34 @@ func BenchmarkConfigListeners1000(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "last-ms")
 }
+
+// BenchmarkConfigPublish is publishes through the Node API on a
+// single-node cluster with Raft in memory, from 32 goroutines (as
+// BenchmarkRegisterHTTP's clients), 100 keys; no listener.
+func BenchmarkConfigPublish(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := Start(ln, Options{RaftAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Kill()
+	for !n.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var seq atomic.Int64
+	b.SetParallelism(16) // 32 goroutines on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := seq.Add(1)
+			if _, err := n.ConfigPublish(ConfigWrite{Key: ConfigKey{DataID: fmt.Sprint("k", i%100)}, Content: fmt.Sprint("pool: ", i)}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+}
