@@ -95,8 +95,9 @@ func (n *opsNode) dialVIP(t *testing.T) string {
 // TestL4BGPOps: the operator's side of a BGP cluster, against FRR. A
 // primary and a backup node announce one VIP, the backup with a
 // prepended AS path, over a TCP MD5 session for the backup: the router
-// installs the primary only, moves to the backup when the primary's
-// backend fails and back when it returns. strata puts the VIP on lo
+// installs the primary only and a client behind it is served by the
+// primary, then by the backup when the primary's backend fails, and by
+// the primary again when it returns. strata puts the VIP on lo
 // itself and takes it off at exit. `strata ctl drain-node` withdraws the
 // primary while it still serves, the admin API undrains it, and BGP's
 // state is in `strata ctl bgp`, /api/v1/status and /metrics. A reload
@@ -113,6 +114,14 @@ func TestL4BGPOps(t *testing.T) {
 	rt := testnet.NewNetns(t, "ort")
 	br.Plug(t, rt, "eth0")
 	rt.Run(t, "ip", "addr", "add", opsSubnet+"1/24", "dev", "eth0")
+	// A client behind the router: its connections to the VIP go where
+	// the router's route sends them.
+	client := testnet.NewNetns(t, "ocl")
+	testnet.Link(t, rt, "cl0", client, "eth0")
+	rt.Run(t, "ip", "addr", "add", "10.251.100.1/24", "dev", "cl0")
+	rt.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	client.Run(t, "ip", "addr", "add", "10.251.100.2/24", "dev", "eth0")
+	client.Run(t, "ip", "route", "add", "default", "via", "10.251.100.1")
 
 	const md5 = "s3cret-md5-pw"
 	pwFile := filepath.Join(t.TempDir(), "bgp-password")
@@ -126,6 +135,7 @@ func TestL4BGPOps(t *testing.T) {
 		n.ns = testnet.NewNetns(t, fmt.Sprintf("on%d", i+1))
 		br.Plug(t, n.ns, "eth0")
 		n.ns.Run(t, "ip", "addr", "add", n.addr+"/24", "dev", "eth0")
+		n.ns.Run(t, "ip", "route", "add", "default", "via", opsSubnet+"1")
 		n.backend = testnet.ServeNamed(t, n.ns, n.name, []string{"127.0.0.1:7000"}, nil)
 	}
 	startFRR(t, rt, fmt.Sprintf(`hostname %s
@@ -180,6 +190,33 @@ l4:
 		eventually(t, d, what, func() bool { return slices.Equal(hops(), want) })
 		return time.Since(start)
 	}
+	// served asks the VIP from the client three times and returns the
+	// names of the nodes that answered, sorted and without repeats.
+	served := func() []string {
+		var names []string
+		for range 3 {
+			var g string
+			if err := client.Do(func() error {
+				c, err := net.DialTimeout("tcp", opsVIP+":80", time.Second)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				buf := make([]byte, 16)
+				k, err := c.Read(buf)
+				g = strings.TrimSpace(string(buf[:k]))
+				return err
+			}); err != nil {
+				t.Fatalf("the client's connection to the VIP: %v", err)
+			}
+			if !slices.Contains(names, g) {
+				names = append(names, g)
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
 	// bgpPaths is how many paths to the VIP the router's BGP table has.
 	bgpPaths := func() int {
 		var r struct{ Paths []json.RawMessage }
@@ -208,8 +245,8 @@ l4:
 			t.Errorf("%s: lo has no VIP that strata put there:\n%s", n.name, lo)
 		}
 	}
-	if g := primary.dialVIP(t); g != "primary" {
-		t.Errorf("the primary's VIP answered %q, want primary", g)
+	if got := served(); !slices.Equal(got, []string{"primary"}) {
+		t.Errorf("the client was served by %v, want the primary only", got)
 	}
 	// The nodes have one pool, so their Maglev tables are the same, and
 	// strata ctl services says so with one fingerprint.
@@ -231,9 +268,29 @@ l4:
 	primary.backend.Close("127.0.0.1:7000")
 	took := waitHops(5*time.Second, "the router to fall back to the backup", backup.addr)
 	t.Logf("failover to the backup: the route moved %v after the primary's backend stopped", took.Round(10*time.Millisecond))
+	if got := served(); !slices.Equal(got, []string{"backup"}) {
+		t.Errorf("after the failover the client was served by %v, want the backup only", got)
+	}
 	primary.backend = testnet.ServeNamed(t, primary.ns, "primary", []string{"127.0.0.1:7000"}, nil)
 	took = waitHops(5*time.Second, "the route to return to the primary", primary.addr)
 	t.Logf("failback: the route returned to the primary %v after its backend came back", took.Round(10*time.Millisecond))
+	if got := served(); !slices.Equal(got, []string{"primary"}) {
+		t.Errorf("after the failback the client was served by %v, want the primary only", got)
+	}
+
+	// The primary is killed: its session ends with the process, and the
+	// router falls back to the backup. Restarted, the primary takes the
+	// route back, finding on lo the VIP its killed run left there.
+	primary.cmd.Process.Kill()
+	<-primary.exited
+	took = waitHops(5*time.Second, "the router to fall back to the backup when the primary is killed", backup.addr)
+	t.Logf("kill: the route moved to the backup %v after the primary was killed", took.Round(10*time.Millisecond))
+	if got := served(); !slices.Equal(got, []string{"backup"}) {
+		t.Errorf("with the primary killed the client was served by %v, want the backup only", got)
+	}
+	primary.start(t)
+	took = waitHops(10*time.Second, "the restarted primary to take the route back", primary.addr)
+	t.Logf("restart: the route returned to the primary %v after it was started again", took.Round(10*time.Millisecond))
 
 	// Drain the primary with strata ctl: the route moves to the backup,
 	// and the primary still serves what reaches it.
@@ -247,6 +304,7 @@ l4:
 		t.Errorf("the drained primary answered %q, want primary", g)
 	}
 	ctl := primary.ns.Run(t, strataBin, "ctl", "bgp", "--admin", "127.0.0.1:9901")
+	t.Logf("strata ctl bgp on the drained primary:\n%s", ctl)
 	for _, want := range []string{"drained: yes", opsSubnet + "1", "established", "-> established", "session established", "announced: none", "on lo:     " + opsVIP} {
 		if !strings.Contains(ctl, want) {
 			t.Errorf("strata ctl bgp lacks %q:\n%s", want, ctl)

@@ -95,6 +95,9 @@ func confOf(cfg *config.L4BGP, p config.L4BGPPeer) (peerConf, error) {
 			return c, fmt.Errorf("bgp: peer %s: %w", p.Address, err)
 		}
 		c.password = pw
+		if err := probeMD5(); err != nil {
+			return c, fmt.Errorf("bgp: peer %s: password_file: %w", p.Address, err)
+		}
 	}
 	return c, nil
 }

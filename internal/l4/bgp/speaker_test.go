@@ -303,3 +303,12 @@ func TestSetPeers(t *testing.T) {
 		t.Errorf("a failed SetPeers changed the peers: %+v", p)
 	}
 }
+
+// TestProbeMD5: the kernel this runs on signs TCP segments (the FRR test
+// in test/e2e runs an MD5 session on it), so the probe passes; a kernel
+// without it would refuse every password_file with a clear error.
+func TestProbeMD5(t *testing.T) {
+	if err := probeMD5(); err != nil {
+		t.Fatalf("probeMD5: %v", err)
+	}
+}
