@@ -547,6 +547,14 @@ func (c *cluster) printIntro(took time.Duration, o ClusterOptions) {
 		fmt.Fprintf(w, "\nTraffic: %g new connections a second from the client, for %s or %d requests; per-node counts in the log every 2s.\n", o.Rate, o.TrafficFor, o.TrafficMax)
 	}
 	vtysh := fmt.Sprintf("ip netns exec %[1]s vtysh -N %[1]s -c", routerNS)
+	// The ctl commands name this binary as the shell would find it, or by
+	// its path when "strata" on PATH is another one (or none: go run).
+	strata := "strata"
+	if self, err := os.Executable(); err == nil {
+		if p, err := exec.LookPath("strata"); err != nil || !sameFile(p, self) {
+			strata = self
+		}
+	}
 	l4a, l4b, l4c := s.L4[0], s.L4[1], s.L4[2]
 	fmt.Fprintf(w, `
 Try:
@@ -557,14 +565,24 @@ Try:
   kill %[6]d        # SIGTERM %[7]s: it withdraws the VIP first, serves its 2s lameduck, then stops
   kill -9 %[8]d     # %[9]s dies silently: the router drops it when the 3s hold time runs out
   kill -STOP %[10]d / kill -CONT %[10]d   # %[11]s hangs, then comes back
-  ip netns exec %[12]s strata ctl drain-node     # %[16]s withdraws the VIP but serves on; undrain-node announces it again
-  ip netns exec %[12]s strata ctl bgp            # its sessions, announcements, the VIP on lo
+  ip netns exec %[12]s %[17]s ctl drain-node     # %[16]s withdraws the VIP but serves on; undrain-node announces it again
+  ip netns exec %[12]s %[17]s ctl bgp            # its sessions, announcements, the VIP on lo
   ip netns exec %[13]s curl -s -X POST 127.0.0.1:9901/api/v1/pools/app/backends/%[14]s/drain   # drain an app instance on %[15]s
 `, vtysh, ClusterVIP, clientNS, s.VIP, l4a.NS, c.pid(c.l4[0]), l4a.Name, c.pid(c.l4[1]), l4b.Name, c.pid(c.l4[2]), l4c.Name,
-		l4c.NS, s.L7[0].NS, s.Apps[0].Addr, s.L7[0].Name, l4c.Name)
+		l4c.NS, s.L7[0].NS, s.Apps[0].Addr, s.L7[0].Name, l4c.Name, strata)
 	if c.d.restart > 0 {
 		fmt.Fprintf(w, "A killed process is started again after %s.\n", c.d.restart)
 	}
 	fmt.Fprintf(w, "Press Ctrl-C to stop; every namespace, veth and process of the demo goes with it.\n")
 	c.d.stdout.Write(w.Bytes())
+}
+
+// sameFile reports whether paths a and b name the same file.
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
