@@ -246,10 +246,25 @@ func (a *announcer) reload(next *config.L4BGP) {
 // holdVIPs puts the VIPs of cfg on lo, when vip_on_lo asks for it, and
 // takes off the ones strata put there that cfg no longer has. It runs
 // before the listeners open, so that they can bind the VIPs.
+//
+// A VIP whose services all forward in the kernel (dr, tunnel) stays off
+// lo: the XDP program takes its packets before the stack sees them, so
+// no socket needs the address, and a node whose strata died (XDP going
+// with it) would otherwise answer the packets of its flows with resets
+// until the router drops its route. Off lo, the node drops them, the
+// client sends them again, and once the route is gone they reach another
+// node, which picks the same backend.
 func (a *announcer) holdVIPs(cfg *config.L4) error {
 	var want []netip.Addr
 	if cfg != nil && cfg.BGP != nil && cfg.BGP.VIPOnLoEnabled() {
-		for _, v := range vipsOf(cfg, nil) {
+		proxied := *cfg
+		proxied.Services = nil
+		for _, sc := range cfg.Services {
+			if !isKernel(sc) {
+				proxied.Services = append(proxied.Services, sc)
+			}
+		}
+		for _, v := range vipsOf(&proxied, nil) {
 			want = append(want, v.prefix.Addr())
 		}
 	}
