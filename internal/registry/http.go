@@ -37,6 +37,7 @@ func (n *Node) routes() http.Handler {
 	m.HandleFunc("GET /v1/registry/cluster", n.handleCluster)
 	m.HandleFunc("POST /v1/registry/cluster/join", n.write(n.handleJoin))
 	m.HandleFunc("POST /v1/registry/cluster/remove", n.write(n.handleRemovePeer))
+	m.HandleFunc("PUT /v1/registry/cluster/nacos-grpc", n.write(n.handleNacosGRPC))
 	// Nacos Open API v1, naming.
 	n.nacosRoutes(m)
 	// The config service: Nacos Open API v1 config and strata's own.

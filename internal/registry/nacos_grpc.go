@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,13 +32,14 @@ import (
 type nacosGRPC struct {
 	n   *Node
 	srv *grpc.Server
-	ln  net.Listener
+	ln  *trackListener
 
 	mu    sync.Mutex
 	conns map[*nacosConn]struct{}
 	// owner maps an ephemeral instance to the connection that registered
-	// it last, so a connection that ends removes only what is still its.
-	owner map[ownedKey]*nacosConn
+	// it last (and the instance as registered, which its beats carry), so
+	// a connection that ends removes only what is still its.
+	owner map[ownedKey]ownedInstance
 
 	// closing is set, under mu, when the server stops; goroutines are
 	// only started (go) before it, so wg.Wait sees every one.
@@ -78,9 +80,15 @@ type ownedKey struct {
 	id string
 }
 
+// ownedInstance is an ephemeral instance and the connection it belongs to.
+type ownedInstance struct {
+	c  *nacosConn
+	in Instance
+}
+
 // startNacosGRPC serves the Nacos gRPC API on ln.
 func startNacosGRPC(n *Node, ln net.Listener) *nacosGRPC {
-	g := &nacosGRPC{n: n, ln: ln, conns: map[*nacosConn]struct{}{}, owner: map[ownedKey]*nacosConn{}}
+	g := &nacosGRPC{n: n, ln: trackConns(ln), conns: map[*nacosConn]struct{}{}, owner: map[ownedKey]ownedInstance{}}
 	g.srv = grpc.NewServer(
 		grpc.ForceServerCodec(nacosCodec{}),
 		grpc.StatsHandler(g),
@@ -91,14 +99,15 @@ func startNacosGRPC(n *Node, ln net.Listener) *nacosGRPC {
 	)
 	g.srv.RegisterService(&nacosRequestDesc, g)
 	g.srv.RegisterService(&nacosBiStreamDesc, g)
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go func() {
 		defer g.wg.Done()
-		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := g.srv.Serve(g.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.log.Error("registry nacos grpc server", "err", err)
 		}
 	}()
 	go g.beatLoop()
+	go g.detectLoop()
 	return g
 }
 
@@ -158,10 +167,17 @@ type nacosConn struct {
 	sendMu sync.Mutex
 	stream grpc.ServerStream
 
-	mu     sync.Mutex
-	closed bool
-	owned  map[ownedKey]struct{}
-	subs   map[subKey]context.CancelFunc
+	// active is when the client last sent anything (Unix nanoseconds);
+	// detecting when the server asked an idle client whether it is still
+	// there (0: it has not).
+	active    atomic.Int64
+	detecting atomic.Int64
+
+	mu      sync.Mutex
+	closed  bool
+	owned   map[ownedKey]struct{}
+	subs    map[subKey]context.CancelFunc
+	pending map[string]*pendingPush // pushes not acknowledged yet, by request ID
 }
 
 // subKey names a subscription: a service and the clusters it asked for.
@@ -177,12 +193,16 @@ type connCtxKey struct{}
 func (g *nacosGRPC) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
 	c := &nacosConn{
 		g: g, id: strconv.FormatInt(time.Now().UnixMilli(), 10) + "_" + strconv.FormatUint(g.seq.Add(1), 10),
-		owned: map[ownedKey]struct{}{}, subs: map[subKey]context.CancelFunc{},
+		owned: map[ownedKey]struct{}{}, subs: map[subKey]context.CancelFunc{}, pending: map[string]*pendingPush{},
 	}
+	c.touch()
 	if info.RemoteAddr != nil {
 		c.peer = info.RemoteAddr.String()
 		c.id += "_" + c.peer
 	}
+	// The node's address makes the ID unique in the cluster: the leader
+	// tells connections of different nodes apart by it.
+	c.id += "@" + g.n.id
 	c.ctx, c.stop = context.WithCancel(g.n.ctx)
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
@@ -216,8 +236,9 @@ func connOf(ctx context.Context) *nacosConn {
 }
 
 // close ends the connection: its subscriptions stop and the ephemeral
-// instances it still owns are deregistered, which pushes the change to
-// every subscriber. It runs when the transport or the bi-stream ends.
+// instances it still owns are deregistered (through the leader), which
+// pushes the change to every subscriber. It runs when the transport or
+// the bi-stream ends.
 func (c *nacosConn) close() {
 	c.mu.Lock()
 	if c.closed {
@@ -231,31 +252,31 @@ func (c *nacosConn) close() {
 	c.stop()
 
 	g := c.g
-	byKey := map[Key][]string{}
+	var items []grpcItem
 	g.mu.Lock()
 	delete(g.conns, c)
 	for o := range owned {
-		if g.owner[o] == c {
+		if oi, ok := g.owner[o]; ok && oi.c == c {
 			delete(g.owner, o)
-			byKey[o.k] = append(byKey[o.k], o.id)
+			items = append(items, grpcItem{Conn: c.id, Key: o.k, Instance: oi.in})
 		}
 	}
 	g.mu.Unlock()
-	if g.stopping() || !g.n.IsLeader() {
-		// A follower cannot propose; the leader's sweep removes them once
-		// their heartbeats (sent by this node only) stop.
+	if len(items) == 0 || g.stopping() {
+		// While the node stops, Raft may be going too; the leader's sweep
+		// removes what is left once this node's beats for it stop.
 		return
 	}
-	for k, ids := range byKey {
-		if _, err := g.n.Propose(&Command{Op: OpDeregister, Key: k, IDs: ids}); err != nil {
-			g.n.log.Warn("registry nacos grpc: deregistering a closed connection's instances", "conn", c.id, "service", k.String(), "err", err)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.apply(ctx, nil, &grpcWrite{Op: grpcOpRelease, Items: items}, g.n.nodeToken()); err != nil {
+		g.n.log.Warn("registry nacos grpc: deregistering a closed connection's instances; they expire when their heartbeats stop", "conn", c.id, "instances", len(items), "err", err)
 	}
 }
 
-// own records that the connection registered an ephemeral instance.
-func (c *nacosConn) own(k Key, id string) error {
-	o := ownedKey{k, id}
+// own records that the connection registered the ephemeral instance in.
+func (c *nacosConn) own(k Key, in Instance) error {
+	o := ownedKey{k.withDefaults(), in.ID()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -263,19 +284,19 @@ func (c *nacosConn) own(k Key, id string) error {
 	}
 	c.owned[o] = struct{}{}
 	c.g.mu.Lock()
-	c.g.owner[o] = c
+	c.g.owner[o] = ownedInstance{c, in}
 	c.g.mu.Unlock()
 	return nil
 }
 
 // disown forgets an instance the connection deregistered.
 func (c *nacosConn) disown(k Key, id string) {
-	o := ownedKey{k, id}
+	o := ownedKey{k.withDefaults(), id}
 	c.mu.Lock()
 	delete(c.owned, o)
 	c.mu.Unlock()
 	c.g.mu.Lock()
-	if c.g.owner[o] == c {
+	if c.g.owner[o].c == c {
 		delete(c.g.owner, o)
 	}
 	c.g.mu.Unlock()
@@ -283,7 +304,8 @@ func (c *nacosConn) disown(k Key, id string) {
 
 // beatLoop beats, on the connections' behalf, for the ephemeral instances
 // they own: a live connection is the heartbeat of Nacos 2 clients, which
-// send none of their own.
+// send none of their own. The beats go to the leader (through
+// nacos_grpc_cluster.go), which keeps the heartbeats.
 func (g *nacosGRPC) beatLoop() {
 	defer g.wg.Done()
 	t := time.NewTicker(g.n.live.opts.Interval)
@@ -295,10 +317,22 @@ func (g *nacosGRPC) beatLoop() {
 		case <-t.C:
 		}
 		g.mu.Lock()
-		for o := range g.owner {
-			g.n.live.Beat(o.k, o.id)
+		items := make([]grpcItem, 0, len(g.owner))
+		for o, oi := range g.owner {
+			items = append(items, grpcItem{Conn: oi.c.id, Key: o.k, Instance: oi.in})
 		}
 		g.mu.Unlock()
+		for len(items) > 0 {
+			chunk := items[:min(len(items), maxGRPCBeatItems)]
+			items = items[len(chunk):]
+			ctx, cancel := context.WithTimeout(g.n.ctx, g.n.live.opts.Interval)
+			err := g.apply(ctx, nil, &grpcWrite{Op: grpcOpBeat, Items: chunk}, g.n.nodeToken())
+			cancel()
+			if err != nil {
+				g.n.log.Warn("registry nacos grpc: beating for the connections' instances", "instances", len(chunk), "err", err)
+				break
+			}
+		}
 	}
 }
 
@@ -378,6 +412,7 @@ func (g *nacosGRPC) request(ctx context.Context, p *nacosPayload) *nacosPayload 
 			c.peer = pr.Addr.String()
 		}
 	}
+	c.touch()
 	var head struct {
 		RequestID string `json:"requestId"`
 	}
@@ -395,7 +430,7 @@ func (g *nacosGRPC) request(ctx context.Context, p *nacosPayload) *nacosPayload 
 	if !ok {
 		return errorPayload("ErrorResponse", head.RequestID, errf(http.StatusNotImplemented, "strata's registry does not serve %q over Nacos gRPC", p.Type))
 	}
-	typ, v, err := h.handle(g, c, p, authRequest(c, p))
+	typ, v, err := h.handle(g, ctx, c, p, authRequest(c, p))
 	if err != nil {
 		g.n.countRefused(err)
 		return errorPayload(h.response, head.RequestID, err)
@@ -425,10 +460,19 @@ func (g *nacosGRPC) biStream(s grpc.ServerStream) error {
 		if err := s.RecvMsg(&p); err != nil {
 			return nil
 		}
-		// ConnectionSetupRequest needs no answer, and the answers to
-		// pushes (NotifySubscriberResponse) need no action: a push that
-		// was lost is made good by the next one, each of which carries
-		// the whole service.
+		c.touch()
+		// ConnectionSetupRequest needs no answer; an answer to a push
+		// (NotifySubscriberResponse) stops its retries, and one to a
+		// detection (ClientDetectionResponse) is the activity touch
+		// recorded.
+		if strings.HasSuffix(p.Type, "Response") {
+			var head struct {
+				RequestID string `json:"requestId"`
+			}
+			if json.Unmarshal(p.Body, &head) == nil && head.RequestID != "" {
+				c.acked(head.RequestID)
+			}
+		}
 	}
 }
 

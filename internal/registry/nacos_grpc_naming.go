@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 
 // nacosNamingHandler answers one request type with a response type and
 // body, or an error.
-type nacosNamingHandler func(g *nacosGRPC, c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error)
+type nacosNamingHandler func(g *nacosGRPC, ctx context.Context, c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error)
 
 // nacosNamingRoute is a request type's handler and the response type a
 // failure of it is answered with.
@@ -89,28 +90,53 @@ func decodeBody(p *nacosPayload, v any) error {
 	return nil
 }
 
-// requireLeader refuses writes on a follower: the HTTP API forwards them
-// to the leader, the gRPC API does not yet.
-func (g *nacosGRPC) requireLeader() error {
-	if !g.n.IsLeader() {
-		return errf(http.StatusServiceUnavailable, "this registry node is not the leader (%s is); connect Nacos gRPC clients that write to the leader", g.n.Leader())
+// registerOwned registers the instances of items (one service) through
+// the leader for connection c, which owns the ephemeral ones. The
+// namespace's write rule is checked here first, so that a registration
+// refused for want of a leader can still be owned: the connection's beats
+// then register it once the cluster has a leader again. That is what a
+// client that moved here from a dead node needs, since the SDK redoes its
+// registrations once, when it connects, and not again after a failure.
+func (g *nacosGRPC) registerOwned(ctx context.Context, c *nacosConn, r *http.Request, k Key, items []grpcItem) error {
+	if !g.n.writeOK(r, k.Namespace) {
+		return g.n.writeDenied(k.Namespace)
 	}
-	return nil
-}
-
-// registerOwned registers in for connection c, which owns it when it is
-// ephemeral.
-func (g *nacosGRPC) registerOwned(c *nacosConn, r *http.Request, k Key, in *Instance) error {
-	if _, err := g.n.register(r, k, in); err != nil {
+	for i := range items {
+		if err := items[i].Instance.normalize(); err != nil {
+			return errf(http.StatusBadRequest, "%v", err)
+		}
+	}
+	err := g.apply(ctx, r, &grpcWrite{Op: grpcOpRegister, Items: items}, requestToken(r))
+	var he *httpError
+	if err != nil && !(errors.As(err, &he) && (he.code == http.StatusServiceUnavailable || he.code == http.StatusBadGateway)) {
 		return err
 	}
-	if in.Ephemeral {
-		return c.own(k.withDefaults(), in.ID())
+	for _, it := range items {
+		if it.Instance.Ephemeral {
+			if oerr := c.own(k, it.Instance); oerr != nil {
+				return oerr
+			}
+		}
+	}
+	return err
+}
+
+// deregisterOwned deregisters ids of k through the leader and forgets them.
+func (g *nacosGRPC) deregisterOwned(ctx context.Context, c *nacosConn, r *http.Request, k Key, ins []Instance) error {
+	items := make([]grpcItem, len(ins))
+	for i := range ins {
+		items[i] = grpcItem{Conn: c.id, Key: k, Instance: ins[i]}
+	}
+	if err := g.apply(ctx, r, &grpcWrite{Op: grpcOpDeregister, Items: items}, requestToken(r)); err != nil {
+		return err
+	}
+	for i := range ins {
+		c.disown(k, ins[i].ID())
 	}
 	return nil
 }
 
-func (g *nacosGRPC) instanceRequest(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+func (g *nacosGRPC) instanceRequest(ctx context.Context, c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
 	var q struct {
 		nacosNamingRequest
 		Type     string            `json:"type"`
@@ -120,13 +146,11 @@ func (g *nacosGRPC) instanceRequest(c *nacosConn, p *nacosPayload, r *http.Reque
 	if err != nil {
 		return "", nil, err
 	}
-	if err := g.requireLeader(); err != nil {
-		return "", nil, err
-	}
+	k = k.withDefaults()
 	in := q.Instance.instance()
 	switch q.Type {
 	case "registerInstance":
-		if err := g.registerOwned(c, r, k, &in); err != nil {
+		if err := g.registerOwned(ctx, c, r, k, []grpcItem{{Conn: c.id, Key: k, Instance: in}}); err != nil {
 			return "", nil, err
 		}
 	case "deregisterInstance":
@@ -136,10 +160,9 @@ func (g *nacosGRPC) instanceRequest(c *nacosConn, p *nacosPayload, r *http.Reque
 		if err := in.normalize(); err != nil {
 			return "", nil, errf(http.StatusBadRequest, "%v", err)
 		}
-		if _, err := g.n.deregister(k, []string{in.ID()}); err != nil {
+		if err := g.deregisterOwned(ctx, c, r, k, []Instance{in}); err != nil {
 			return "", nil, err
 		}
-		c.disown(k, in.ID())
 	default:
 		return "", nil, errf(http.StatusBadRequest, "InstanceRequest: unknown type %q (registerInstance or deregisterInstance)", q.Type)
 	}
@@ -149,7 +172,7 @@ func (g *nacosGRPC) instanceRequest(c *nacosConn, p *nacosPayload, r *http.Reque
 // batchInstanceRequest registers the connection's instances of a service
 // all at once; those it registered before and left out are deregistered,
 // as Nacos does.
-func (g *nacosGRPC) batchInstanceRequest(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+func (g *nacosGRPC) batchInstanceRequest(ctx context.Context, c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
 	var q struct {
 		nacosNamingRequest
 		Type      string              `json:"type"`
@@ -159,34 +182,32 @@ func (g *nacosGRPC) batchInstanceRequest(c *nacosConn, p *nacosPayload, r *http.
 	if err != nil {
 		return "", nil, err
 	}
-	if err := g.requireLeader(); err != nil {
-		return "", nil, err
-	}
+	k = k.withDefaults()
 	if q.Type != "batchRegisterInstance" {
 		return "", nil, errf(http.StatusBadRequest, "BatchInstanceRequest: unknown type %q (batchRegisterInstance)", q.Type)
 	}
-	keep := map[string]bool{}
+	items := make([]grpcItem, len(q.Instances))
 	for i := range q.Instances {
-		in := q.Instances[i].instance()
-		if err := g.registerOwned(c, r, k, &in); err != nil {
-			return "", nil, err
-		}
-		keep[in.ID()] = true
+		items[i] = grpcItem{Conn: c.id, Key: k, Instance: q.Instances[i].instance()}
 	}
-	var drop []string
-	c.mu.Lock()
-	for o := range c.owned {
-		if o.k == k && !keep[o.id] {
-			drop = append(drop, o.id)
+	if err := g.registerOwned(ctx, c, r, k, items); err != nil {
+		return "", nil, err
+	}
+	keep := map[string]bool{}
+	for _, it := range items {
+		keep[it.Instance.ID()] = true
+	}
+	var drop []Instance
+	g.mu.Lock()
+	for o, oi := range g.owner {
+		if oi.c == c && o.k == k && !keep[o.id] {
+			drop = append(drop, oi.in)
 		}
 	}
-	c.mu.Unlock()
+	g.mu.Unlock()
 	if len(drop) > 0 {
-		if _, err := g.n.Propose(&Command{Op: OpDeregister, Key: k, IDs: drop}); err != nil {
+		if err := g.deregisterOwned(ctx, c, r, k, drop); err != nil {
 			return "", nil, err
-		}
-		for _, id := range drop {
-			c.disown(k, id)
 		}
 	}
 	return "BatchInstanceResponse", okResponse(q.RequestID), nil
@@ -235,7 +256,7 @@ func (g *nacosGRPC) serviceInfoOf(k Key, clusters string, v View, found bool, q 
 	}
 }
 
-func (g *nacosGRPC) serviceQuery(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+func (g *nacosGRPC) serviceQuery(ctx context.Context, c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
 	var q struct {
 		nacosNamingRequest
 		Cluster     string `json:"cluster"`
@@ -254,7 +275,7 @@ func (g *nacosGRPC) serviceQuery(c *nacosConn, p *nacosPayload, r *http.Request)
 
 // subscribe starts (or stops) pushing a service's changes to the
 // connection, and answers with the service as it is.
-func (g *nacosGRPC) subscribe(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+func (g *nacosGRPC) subscribe(ctx context.Context, c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
 	var q struct {
 		nacosNamingRequest
 		Subscribe bool   `json:"subscribe"`
@@ -279,7 +300,7 @@ func (g *nacosGRPC) subscribe(c *nacosConn, p *nacosPayload, r *http.Request) (s
 	return "SubscribeServiceResponse", serviceInfoResponse{okResponse(q.RequestID), info}, nil
 }
 
-func (g *nacosGRPC) serviceList(c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
+func (g *nacosGRPC) serviceList(ctx context.Context, c *nacosConn, p *nacosPayload, r *http.Request) (string, any, error) {
 	var q struct {
 		nacosNamingRequest
 		PageNo   int `json:"pageNo"`
@@ -351,7 +372,9 @@ func (c *nacosConn) unsubscribe(sk subKey) {
 }
 
 // watch pushes the service sk names each time it changes, until ctx ends
-// (an unsubscription, or the connection's end).
+// (an unsubscription, or the connection's end). A push the client has not
+// answered within NacosGRPCAckTimeout is sent again (nacos_grpc_detect.go);
+// a newer change replaces it.
 func (c *nacosConn) watch(ctx context.Context, sk subKey, index uint64) {
 	g := c.g
 	q := Query{Key: sk.k, Caller: c.peer}
@@ -361,24 +384,40 @@ func (c *nacosConn) watch(ctx context.Context, sk subKey, index uint64) {
 	if sk.clusters != "" {
 		q.Clusters = strings.Split(sk.clusters, ",")
 	}
+	var pend *pendingPush
+	defer func() {
+		if pend != nil {
+			c.forget(pend)
+		}
+	}()
 	for {
-		v, found := g.n.store.Wait(ctx, sk.k, index)
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if pend != nil {
+			wctx, cancel = context.WithDeadline(ctx, pend.due)
+		}
+		v, found := g.n.store.Wait(wctx, sk.k, index)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		if v.Index == index {
+			if pend != nil && !c.resend(pend) {
+				pend = nil
+			}
 			continue
 		}
 		index = v.Index
+		if pend != nil {
+			c.forget(pend)
+		}
 		info := g.serviceInfoOf(sk.k, sk.clusters, v, found, &q)
+		id := strconv.FormatUint(g.reqSeq.Add(1), 10)
 		req := struct {
 			nacosNamingRequest
 			Module      string           `json:"module"`
 			ServiceInfo nacosServiceInfo `json:"serviceInfo"`
-		}{nacosNamingRequest{RequestID: strconv.FormatUint(g.reqSeq.Add(1), 10), Namespace: sk.k.Namespace,
+		}{nacosNamingRequest{RequestID: id, Namespace: sk.k.Namespace,
 			ServiceName: sk.k.Service, GroupName: sk.k.Group}, "naming", info}
-		if err := c.push("NotifySubscriberRequest", req); err != nil {
-			g.n.log.Debug("registry nacos grpc: push failed", "conn", c.id, "service", sk.k.String(), "err", err)
-		}
+		pend = c.sendTracked("NotifySubscriberRequest", id, req)
 	}
 }

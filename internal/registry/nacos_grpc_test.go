@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,5 +191,130 @@ func TestNacosGRPCConnectionOwnsInstances(t *testing.T) {
 	ips, ref = sub.push()
 	if len(ips) != 0 || ref <= last {
 		t.Fatalf("push after the connection closed: %v at %v (last %v)", ips, ref, last)
+	}
+}
+
+// next reads the next server request from the stream: its type and
+// request ID.
+func (c *nacosTestConn) next() (string, string) {
+	c.t.Helper()
+	var p nacosPayload
+	if err := c.stream.RecvMsg(&p); err != nil {
+		c.t.Fatalf("waiting for a server request: %v", err)
+	}
+	var head struct {
+		RequestID string `json:"requestId"`
+	}
+	if err := json.Unmarshal(p.Body, &head); err != nil || head.RequestID == "" {
+		c.t.Fatalf("server request %s without a request ID: %s", p.Type, p.Body)
+	}
+	return p.Type, head.RequestID
+}
+
+// answer acknowledges a server request, as the SDK does.
+func (c *nacosTestConn) answer(typ, id string) {
+	c.t.Helper()
+	if err := c.stream.SendMsg(&nacosPayload{Type: typ, Body: []byte(`{"resultCode":200,"success":true,"requestId":"` + id + `"}`)}); err != nil {
+		c.t.Fatalf("answering %s: %v", id, err)
+	}
+}
+
+func registerOver(t *testing.T, c *nacosTestConn, ip string) {
+	t.Helper()
+	typ, body := c.call("InstanceRequest", `{"requestId":"r","serviceName":"orders","type":"registerInstance",
+		"instance":{"ip":"`+ip+`","port":80,"weight":1,"healthy":true,"enabled":true,"ephemeral":true}}`)
+	if typ != "InstanceResponse" || body["success"] != true {
+		t.Fatalf("register %s: %s %v", ip, typ, body)
+	}
+}
+
+// TestNacosGRPCPushRetried: a push the client does not answer is sent
+// again with the same request ID; one it answered is not, and the next
+// change is pushed under a new ID.
+func TestNacosGRPCPushRetried(t *testing.T) {
+	n := startNode(t, Options{NacosGRPC: "127.0.0.1:0", NacosGRPCIdle: time.Hour, NacosGRPCAckTimeout: 100 * time.Millisecond})
+	sub, reg := dialNacos(t, n), dialNacos(t, n)
+	if typ, body := sub.call("SubscribeServiceRequest", `{"requestId":"1","serviceName":"orders","subscribe":true}`); body["success"] != true {
+		t.Fatalf("subscribe: %s %v", typ, body)
+	}
+	registerOver(t, reg, "127.0.0.31")
+	typ, first := sub.next()
+	if typ != "NotifySubscriberRequest" {
+		t.Fatalf("first push: %s", typ)
+	}
+	// Unanswered, it comes again, at most maxPushRetries times.
+	for i := 0; i < maxPushRetries; i++ {
+		if typ, id := sub.next(); typ != "NotifySubscriberRequest" || id != first {
+			t.Fatalf("resend %d: %s %s, want the push %s again", i, typ, id, first)
+		}
+	}
+	registerOver(t, reg, "127.0.0.32")
+	typ, second := sub.next()
+	if typ != "NotifySubscriberRequest" || second == first {
+		t.Fatalf("after the retries ran out: %s %s, want the next change's push", typ, second)
+	}
+	// Answered, it is not sent again: the next message is the next change.
+	sub.answer("NotifySubscriberResponse", second)
+	waitFor(t, 5*time.Second, "the answer to be taken", func() bool {
+		n.grpc.mu.Lock()
+		var conns []*nacosConn
+		for c := range n.grpc.conns {
+			conns = append(conns, c)
+		}
+		n.grpc.mu.Unlock()
+		for _, c := range conns {
+			c.mu.Lock()
+			_, waiting := c.pending[second]
+			c.mu.Unlock()
+			if waiting {
+				return false
+			}
+		}
+		return true
+	})
+	registerOver(t, reg, "127.0.0.33")
+	if typ, id := sub.next(); typ != "NotifySubscriberRequest" || id == second {
+		t.Fatalf("after the answer: %s %s, want the next change's push", typ, id)
+	}
+}
+
+// TestNacosGRPCClientDetection: an idle connection is asked whether its
+// client is there; one that answers stays, one that does not is cut and
+// its instance removed.
+func TestNacosGRPCClientDetection(t *testing.T) {
+	n := startNode(t, Options{NacosGRPC: "127.0.0.1:0", NacosGRPCIdle: 200 * time.Millisecond, NacosGRPCAckTimeout: 200 * time.Millisecond})
+	alive, frozen := dialNacos(t, n), dialNacos(t, n)
+	registerOver(t, alive, "127.0.0.41")
+	registerOver(t, frozen, "127.0.0.42")
+	var answered atomic.Int64
+	go func() {
+		for {
+			var p nacosPayload
+			if err := alive.stream.RecvMsg(&p); err != nil {
+				return
+			}
+			var head struct {
+				RequestID string `json:"requestId"`
+			}
+			json.Unmarshal(p.Body, &head)
+			if p.Type == "ClientDetectionRequest" {
+				answered.Add(1)
+				alive.stream.SendMsg(&nacosPayload{Type: "ClientDetectionResponse", Body: []byte(`{"resultCode":200,"success":true,"requestId":"` + head.RequestID + `"}`)})
+			}
+		}
+	}()
+	waitFor(t, 10*time.Second, "the silent connection's instance to go", func() bool {
+		v, _ := n.Store().Get(Key{Service: "orders"})
+		return len(v.Instances) == 1 && v.Instances[0].IP == "127.0.0.41"
+	})
+	// The one that answers stays, through several detections.
+	waitFor(t, 10*time.Second, "three detections answered", func() bool {
+		if c := n.NacosGRPCConnections(); c != 1 {
+			t.Fatalf("%d connections, want the one that answers", c)
+		}
+		return answered.Load() >= 3
+	})
+	if v, _ := n.Store().Get(Key{Service: "orders"}); len(v.Instances) != 1 {
+		t.Fatalf("after the detections: %+v", v.Instances)
 	}
 }

@@ -91,6 +91,15 @@ type Options struct {
 	// existing deployment did not ask for and may have in use (a Nacos
 	// on the same host), must not stop the registry from starting.
 	NacosGRPCOptional bool
+	// NacosGRPCIdle is how long a Nacos gRPC connection may be silent
+	// before the server asks the client whether it is still there (a
+	// ClientDetectionRequest on its stream; default 20s, as Nacos).
+	NacosGRPCIdle time.Duration
+	// NacosGRPCAckTimeout is how long the server waits for the answer to
+	// a push or a detection (default 3s): a push is sent again, at most
+	// three times; a connection that does not answer a detection is cut
+	// and its ephemeral instances removed.
+	NacosGRPCAckTimeout time.Duration
 
 	// raftStream, when set, wraps the Raft stream layer: the
 	// linearizability test cuts and stalls links between nodes with it.
@@ -111,6 +120,17 @@ func (n *Node) NacosGRPCAddr() net.Addr {
 		return nil
 	}
 	return n.grpc.ln.Addr()
+}
+
+// NacosGRPCConnections is the number of Nacos gRPC connections open on
+// this node.
+func (n *Node) NacosGRPCConnections() int {
+	if n.grpc == nil {
+		return 0
+	}
+	n.grpc.mu.Lock()
+	defer n.grpc.mu.Unlock()
+	return len(n.grpc.conns)
 }
 
 // Node is one registry server: the store, Raft and the HTTP API.
@@ -157,6 +177,9 @@ type Node struct {
 	// gone marks recent explicit deregistrations, so that a heartbeat
 	// already on its way does not register the instance again.
 	gone tombstones
+	// nacosOwners is, on the leader, which Nacos gRPC connection owns
+	// each ephemeral instance registered over one (nacos_grpc_cluster.go).
+	nacosOwners nacosOwners
 }
 
 // ErrNoLeader is returned when no leader is elected in time.
@@ -201,6 +224,12 @@ func Start(ln net.Listener, opts Options) (*Node, error) {
 	}
 	if opts.CacheMillis == 0 {
 		opts.CacheMillis = 1000
+	}
+	if opts.NacosGRPCIdle == 0 {
+		opts.NacosGRPCIdle = 20 * time.Second
+	}
+	if opts.NacosGRPCAckTimeout == 0 {
+		opts.NacosGRPCAckTimeout = 3 * time.Second
 	}
 	n := &Node{
 		opts:  opts,

@@ -187,14 +187,16 @@ func TestNacos2GRPCNaming(t *testing.T) {
 func waitPush(t *testing.T, pushes <-chan []string, want []string) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
+	var seen [][]string
 	for {
 		select {
 		case got := <-pushes:
 			if eq(got, want) {
 				return
 			}
+			seen = append(seen, got)
 		case <-deadline:
-			t.Fatalf("no push of %v within 10s", want)
+			t.Fatalf("no push of %v within 10s (saw %v)", want, seen)
 		}
 	}
 }
