@@ -255,6 +255,13 @@ func (n *Node) nacosConfigSearch(w http.ResponseWriter, r *http.Request, f form,
 // and casMd5 are read from the form (the Go SDK) or the headers (the Java
 // client and Nacos's own console).
 func (n *Node) nacosConfigPublish(w http.ResponseWriter, r *http.Request) error {
+	// A body past maxBody leaves the form cut short, content and all:
+	// say so rather than answer that the content is empty.
+	if err := r.ParseForm(); err != nil {
+		if mb := (*http.MaxBytesError)(nil); errors.As(err, &mb) {
+			return errf(http.StatusRequestEntityTooLarge, "request body is more than %d bytes", mb.Limit)
+		}
+	}
 	f := form(nacosForm(r))
 	k, err := nacosConfigKey(f)
 	if err != nil {

@@ -182,6 +182,7 @@ func TestConfigHTTP(t *testing.T) {
 		{"stale casMd5 in a header", with("content", "a=2"), map[string]string{"casMd5": "0"}, 409},
 		{"empty content", with("content", ""), nil, 400},
 		{"oversized content", with("content", strings.Repeat("x", 65)), nil, 400},
+		{"a body past 1 MiB", with("content", strings.Repeat("é", 300<<10)), nil, 413},
 		{"no dataId", url.Values{"content": {"x"}}, nil, 400},
 		{"a namespace with a token, without it", with("content", "x", "tenant", "prod"), nil, 403},
 		{"a namespace with a token, with it", with("content", "x", "tenant", "prod", "accessToken", "p-secret"), nil, 200},
