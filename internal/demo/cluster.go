@@ -563,8 +563,8 @@ Try:
   ip netns exec %[3]s curl -s http://%[4]s/            # client → router (ECMP) → l4 → l7 → app
   ip netns exec %[5]s curl -s 127.0.0.1:9901/api/v1/l4/bgp   # a node's BGP sessions and announcements
   kill %[6]d        # SIGTERM %[7]s: it withdraws the VIP first, serves its 2s lameduck, then stops
-  kill -9 %[8]d     # %[9]s dies silently: the router drops it when the 3s hold time runs out
-  kill -STOP %[10]d / kill -CONT %[10]d   # %[11]s hangs, then comes back
+  kill -9 %[8]d     # %[9]s dies: its kernel closes the BGP session, the router drops it at once
+  kill -STOP %[10]d / kill -CONT %[10]d   # %[11]s hangs: out when the 3s hold time runs out; back some seconds after CONT
   ip netns exec %[12]s %[17]s ctl drain-node     # %[16]s withdraws the VIP but serves on; undrain-node announces it again
   ip netns exec %[12]s %[17]s ctl bgp            # its sessions, announcements, the VIP on lo
   ip netns exec %[13]s curl -s -X POST 127.0.0.1:9901/api/v1/pools/app/backends/%[14]s/drain   # drain an app instance on %[15]s
