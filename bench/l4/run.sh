@@ -8,8 +8,8 @@
 #                (bench/l4/l4bench conns, 32 workers)
 #   UDP          datagrams echoed per second through strata and nginx
 #                (HAProxy has no UDP proxy)
-#   memory       RSS growth per idle connection with IDLE connections open
-#                (each round, the order turned)
+#   memory       RSS growth per idle connection with IDLE connections open,
+#                once per proxy, after the rounds
 #
 # It prints every figure and strata's ratio to the peers: a ratio, never an
 # absolute figure, is what this shared, noisy machine can tell.
@@ -193,12 +193,14 @@ for round in $(seq 1 "$ROUNDS"); do
 	for t in direct $(rotate "$((round - 1))" "${PROXIES[@]}"); do
 		if [ -n "${UDP_PORT[$t]:-}" ]; then add "udp_$t" "$(dps "${UDP_PORT[$t]}")"; fi
 	done
-	# RSS growth per idle connection, each proxy after the previous one's
-	# connections have gone from the echo backend.
-	echo "idle connections ($IDLE)…" >&2
-	for t in $(rotate "$((round - 1))" "${PROXIES[@]}"); do
-		add "mem_$t" "$(mem "${CPS_PORT[$t]}" "${PID[$t]}")"; sleep 5
-	done
+done
+# RSS growth per idle connection, once per proxy: a second measurement
+# would find the memory of the first one's connections free to reuse
+# (HAProxy's pools grew by 25 bytes per connection). Each waits for the
+# previous one's connections to leave the echo backend.
+echo "idle connections ($IDLE)…" >&2
+for t in "${PROXIES[@]}"; do
+	add "mem_$t" "$(mem "${CPS_PORT[$t]}" "${PID[$t]}")"; sleep 5
 done
 
 COLS=(direct "${PROXIES[@]}")
