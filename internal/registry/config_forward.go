@@ -16,15 +16,17 @@ import (
 // A config write that reaches a follower through the Node API (the Nacos
 // gRPC front end, whose clients may be connected to any node) is sent on
 // to the leader through strata's own config API, so that a client never
-// has to know which node leads. The front end has already applied the
-// auth model on this node; the follower vouches for the write with the
+// has to know which node leads. With the client's token (ConfigWrite.Token)
+// the leader checks the client as if it had called it, as the Nacos gRPC
+// naming writes are forwarded; without one, the front end has applied the
+// auth model on this node and the follower vouches for the write with the
 // admin token or, where there is none (a loopback cluster), the
 // namespace's token, which is what the leader's API asks of it.
 
 // leaderCall sends one config write to the leader and decodes its answer
 // into out. ok is false when this node leads (the caller proposes
 // itself).
-func (n *Node) leaderCall(method string, k ConfigKey, suffix string, q url.Values, body []byte, srcIP string, out any) (ok bool, err error) {
+func (n *Node) leaderCall(method string, k ConfigKey, suffix string, q url.Values, body []byte, srcIP, token string, out any) (ok bool, err error) {
 	if n.IsLeader() {
 		return false, nil
 	}
@@ -52,7 +54,9 @@ func (n *Node) leaderCall(method string, k ConfigKey, suffix string, q url.Value
 		req.Header.Set("X-Forwarded-For", srcIP)
 	}
 	a := n.auth.Load()
-	if t := a.admin; t != "" {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	} else if t := a.admin; t != "" {
 		req.Header.Set("Authorization", "Bearer "+t)
 	} else if t := a.namespaces[k.Namespace]; t != "" {
 		req.Header.Set("Authorization", "Bearer "+t)
@@ -104,7 +108,7 @@ func (n *Node) forwardPublish(w ConfigWrite) (ConfigItem, bool, error) {
 		}
 	}
 	var out configJSON
-	ok, err := n.leaderCall(http.MethodPut, w.Key.withDefaults(), "", q, []byte(w.Content), w.SrcIP, &out)
+	ok, err := n.leaderCall(http.MethodPut, w.Key.withDefaults(), "", q, []byte(w.Content), w.SrcIP, w.Token, &out)
 	return out.item(), ok, err
 }
 
@@ -117,12 +121,12 @@ func (n *Node) forwardRemove(w ConfigWrite) (bool, error) {
 	if w.Beta {
 		q.Set("beta", "true")
 	}
-	return n.leaderCall(http.MethodDelete, w.Key.withDefaults(), "", q, nil, w.SrcIP, nil)
+	return n.leaderCall(http.MethodDelete, w.Key.withDefaults(), "", q, nil, w.SrcIP, w.Token, nil)
 }
 
 // forwardRollback sends a rollback to the leader.
 func (n *Node) forwardRollback(k ConfigKey, version uint64, srcIP string) (ConfigItem, bool, error) {
 	var out configJSON
-	ok, err := n.leaderCall(http.MethodPost, k.withDefaults(), "/rollback", url.Values{"version": {strconv.FormatUint(version, 10)}}, nil, srcIP, &out)
+	ok, err := n.leaderCall(http.MethodPost, k.withDefaults(), "/rollback", url.Values{"version": {strconv.FormatUint(version, 10)}}, nil, srcIP, "", &out)
 	return out.item(), ok, err
 }

@@ -33,6 +33,12 @@ type ConfigWrite struct {
 	CasMD5 string
 	// SrcIP is the client's address, kept in the history.
 	SrcIP string
+	// Token is the client's token, when the front end has one: a
+	// follower sends the write on to the leader with it, so the leader
+	// checks the client exactly as if it had called the leader (a
+	// follower grants nothing a client lacks). Empty, the follower
+	// vouches with the node's own token (config_forward.go).
+	Token string
 }
 
 // ConfigGet returns what a client at clientIP asking for tag is served

@@ -483,3 +483,35 @@ func TestConfigCluster(t *testing.T) {
 		return ok && got.Content == "after" && len(nodes[1].ConfigList("prod", "")) == 4 && len(nodes[1].ConfigHistory("", "g", "d")) == 4
 	})
 }
+
+// TestConfigForwardToken: a follower sends a Node API write on with the
+// client's token when the front end passes one, so the leader refuses a
+// client the follower would not vouch for; without one it vouches with
+// the admin token.
+func TestConfigForwardToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the two-node cluster")
+	}
+	o := Options{AdminToken: "adm", NamespaceTokens: map[string]string{"prod": "p-secret"}}
+	leader := startNode(t, o)
+	o.Join = []string{leader.ID()}
+	follower := startNode(t, o)
+	waitFor(t, 10*time.Second, "the follower to join", func() bool { return len(leader.Members()) == 2 && follower.Leader() == leader.ID() })
+	k := ConfigKey{Namespace: "prod", DataID: "db"}
+	var he *httpError
+	if _, err := follower.ConfigPublish(ConfigWrite{Key: k, Content: "x", Token: "wrong"}); !errors.As(err, &he) || he.code != 403 {
+		t.Fatalf("a wrong client token through the follower: %v, want 403", err)
+	}
+	if _, err := follower.ConfigPublish(ConfigWrite{Key: k, Content: "x", Token: "p-secret"}); err != nil {
+		t.Fatalf("the namespace's token through the follower: %v", err)
+	}
+	if err := follower.ConfigRemove(ConfigWrite{Key: k, Token: "wrong"}); !errors.As(err, &he) || he.code != 403 {
+		t.Fatalf("a removal with a wrong token: %v, want 403", err)
+	}
+	if _, err := follower.ConfigPublish(ConfigWrite{Key: k, Content: "y"}); err != nil {
+		t.Fatalf("a vouched write through the follower: %v", err)
+	}
+	if it, _ := leader.ConfigGet("prod", "", "db", "", ""); it.Content != "y" {
+		t.Fatalf("leader has %q", it.Content)
+	}
+}
