@@ -145,7 +145,9 @@ func startStrataArgs(t *testing.T, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, log: &syncBuffer{ch: make(chan string, 1024)}}
+	// Room for a long log that no waitLog reads: a full channel would
+	// stop the reader, and then strata itself when the pipe fills.
+	p := &proc{cmd: cmd, log: &syncBuffer{ch: make(chan string, 1<<16)}}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -154,10 +156,24 @@ func startStrataArgs(t *testing.T, args ...string) *proc {
 		close(p.log.ch)
 	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+		if cmd.ProcessState != nil {
+			return
 		}
+		// A process that died by itself (a panic, or the race detector's
+		// exit 66) is the likeliest cause of a failure: say so, with the
+		// rest of its log.
+		killErr := cmd.Process.Kill()
+		waitErr := cmd.Wait()
+		if !t.Failed() {
+			return
+		}
+		if killErr != nil {
+			t.Logf("strata %v had exited by itself: %v", args, waitErr)
+		}
+		for line := range p.log.ch {
+			p.log.all.WriteString(line + "\n")
+		}
+		t.Logf("strata %v log:\n%s", args, p.log.all.String())
 	})
 	p.waitLog(t, "strata started", 10*time.Second)
 	return p
