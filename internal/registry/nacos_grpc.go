@@ -178,6 +178,7 @@ type nacosConn struct {
 	owned   map[ownedKey]struct{}
 	subs    map[subKey]context.CancelFunc
 	pending map[string]*pendingPush // pushes not acknowledged yet, by request ID
+	cfg     *configListen           // the config keys it listens to, or nil
 }
 
 // subKey names a subscription: a service and the clusters it asked for.
@@ -427,6 +428,9 @@ func (g *nacosGRPC) request(ctx context.Context, p *nacosPayload) *nacosPayload 
 		return responsePayload("HealthCheckResponse", okResponse(head.RequestID))
 	}
 	h, ok := nacosNamingHandlers[p.Type]
+	if !ok {
+		h, ok = nacosConfigHandlers[p.Type]
+	}
 	if !ok {
 		return errorPayload("ErrorResponse", head.RequestID, errf(http.StatusNotImplemented, "strata's registry does not serve %q over Nacos gRPC", p.Type))
 	}

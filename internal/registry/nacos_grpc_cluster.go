@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"time"
 )
 
 // Nacos gRPC clients in a cluster. A client talks to whichever node it
@@ -224,49 +223,31 @@ func (n *Node) applyGRPC(r *http.Request, gw *grpcWrite) error {
 // here because its node died has its registrations taken once the
 // cluster has elected a new leader, instead of refused.
 func (g *nacosGRPC) apply(ctx context.Context, r *http.Request, gw *grpcWrite, token string) error {
-	n := g.n
-	if n.IsLeader() {
-		return n.applyGRPC(r, gw)
-	}
 	body, err := json.Marshal(gw)
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	retry := time.NewTicker(50 * time.Millisecond)
-	defer retry.Stop()
-	for {
-		leader, err := n.waitLeader(wctx)
-		if err != nil {
-			return errf(http.StatusServiceUnavailable, "no registry leader to take the write: %v", err)
-		}
-		if leader == n.id {
-			return n.applyGRPC(r, gw)
-		}
-		err = g.forward(wctx, leader, body, token)
-		var he *httpError
-		if err == nil || errors.As(err, &he) {
-			return err
-		}
-		// The leader this node knows cannot be reached: it died, and
-		// Raft has not noticed yet. Try again until a new one is known.
-		select {
-		case <-wctx.Done():
-			return errf(http.StatusServiceUnavailable, "forwarding to the registry leader %s: %v", leader, err)
-		case <-retry.C:
-		}
-	}
+	return g.viaLeader(ctx, func() error { return g.n.applyGRPC(r, gw) }, func(ctx context.Context, leader string) error {
+		return g.send(ctx, leader, http.MethodPut, "/v1/registry/cluster/nacos-grpc", "application/json", bytes.NewReader(body), token)
+	})
 }
 
-// forward sends a grpcWrite to the leader. A transport failure comes back
-// as is; an answer other than 200 as an httpError of its status.
-func (g *nacosGRPC) forward(ctx context.Context, leader string, body []byte, token string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+leader+"/v1/registry/cluster/nacos-grpc", bytes.NewReader(body))
+// isHTTPError reports whether err is an answer (an httpError), as
+// opposed to a failure to reach the node.
+func isHTTPError(err error) bool {
+	var he *httpError
+	return errors.As(err, &he)
+}
+
+// send makes a request of the leader's HTTP API. A transport failure
+// comes back as is (the caller may try another leader); an answer other
+// than 200 as an httpError of its status.
+func (g *nacosGRPC) send(ctx context.Context, leader, method, path, contentType string, body io.Reader, token string) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+leader+path, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -275,16 +256,15 @@ func (g *nacosGRPC) forward(ctx context.Context, leader string, body []byte, tok
 		return err
 	}
 	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode == http.StatusOK {
-		io.Copy(io.Discard, resp.Body)
 		return nil
 	}
 	var e struct {
 		Error string `json:"error"`
 	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
-		e.Error = fmt.Sprintf("leader %s answered %s", leader, resp.Status)
+		e.Error = fmt.Sprintf("leader %s answered %s: %.200s", leader, resp.Status, b)
 	}
 	return errf(resp.StatusCode, "%s", e.Error)
 }

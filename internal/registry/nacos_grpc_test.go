@@ -162,7 +162,7 @@ func TestNacosGRPCConnectionOwnsInstances(t *testing.T) {
 	}
 	last = ref
 
-	if typ, body := reg.call("ConfigQueryRequest", `{"requestId":"4"}`); typ != "ErrorResponse" || body["success"] == true || body["errorCode"] != float64(501) {
+	if typ, body := reg.call("LockOperationRequest", `{"requestId":"4"}`); typ != "ErrorResponse" || body["success"] == true || body["errorCode"] != float64(501) {
 		t.Fatalf("unknown request: %s %v", typ, body)
 	}
 
@@ -316,5 +316,74 @@ func TestNacosGRPCClientDetection(t *testing.T) {
 	})
 	if v, _ := n.Store().Get(Key{Service: "orders"}); len(v.Instances) != 1 {
 		t.Fatalf("after the detections: %+v", v.Instances)
+	}
+}
+
+// TestNacosGRPCConfig: publish (with a compare-and-set), query, listen
+// and remove over the raw protocol; a change of a listened key is pushed
+// as a ConfigChangeNotifyRequest naming the key as the client did, and
+// resent until answered.
+func TestNacosGRPCConfig(t *testing.T) {
+	n := startNode(t, Options{NacosGRPC: "127.0.0.1:0", NacosGRPCIdle: time.Hour, NacosGRPCAckTimeout: 100 * time.Millisecond})
+	lis, pub := dialNacos(t, n), dialNacos(t, n)
+	const key = `"dataId":"app.yaml","group":"DEFAULT_GROUP","tenant":""`
+	if typ, body := pub.call("ConfigQueryRequest", `{"requestId":"1",`+key+`}`); typ != "ConfigQueryResponse" || body["errorCode"] != float64(300) {
+		t.Fatalf("query of nothing: %s %v", typ, body)
+	}
+	if typ, body := pub.call("ConfigPublishRequest", `{"requestId":"2",`+key+`,"content":"a: 1","additionMap":{"type":"yaml"}}`); typ != "ConfigPublishResponse" || body["success"] != true {
+		t.Fatalf("publish: %s %v", typ, body)
+	}
+	md5 := ContentMD5("a: 1")
+	typ, body := pub.call("ConfigQueryRequest", `{"requestId":"3",`+key+`}`)
+	if typ != "ConfigQueryResponse" || body["content"] != "a: 1" || body["md5"] != md5 || body["contentType"] != "yaml" {
+		t.Fatalf("query: %s %v", typ, body)
+	}
+	// Listening with the current md5: nothing changed.
+	typ, body = lis.call("ConfigBatchListenRequest", `{"requestId":"4","listen":true,"configListenContexts":[{`+key+`,"md5":"`+md5+`"}]}`)
+	if changed, _ := body["changedConfigs"].([]any); typ != "ConfigChangeBatchListenResponse" || body["success"] != true || len(changed) != 0 {
+		t.Fatalf("listen: %s %v", typ, body)
+	}
+	// A compare-and-set against a stale md5 is refused.
+	if typ, body := pub.call("ConfigPublishRequest", `{"requestId":"5",`+key+`,"content":"a: 2","casMd5":"`+ContentMD5("x")+`"}`); typ != "ConfigPublishResponse" || body["success"] == true || body["errorCode"] != float64(409) {
+		t.Fatalf("stale compare-and-set: %s %v", typ, body)
+	}
+	if typ, body := pub.call("ConfigPublishRequest", `{"requestId":"6",`+key+`,"content":"a: 2","casMd5":"`+md5+`"}`); body["success"] != true {
+		t.Fatalf("compare-and-set: %s %v", typ, body)
+	}
+	// The change is pushed, naming the key as the listener did (tenant
+	// ""), and resent while unanswered.
+	var p nacosPayload
+	if err := lis.stream.RecvMsg(&p); err != nil || p.Type != "ConfigChangeNotifyRequest" {
+		t.Fatalf("push: %s %v", p.Type, err)
+	}
+	var push map[string]any
+	json.Unmarshal(p.Body, &push)
+	if push["dataId"] != "app.yaml" || push["group"] != "DEFAULT_GROUP" || push["tenant"] != "" || push["requestId"] == "" {
+		t.Fatalf("push: %s", p.Body)
+	}
+	typ, id := lis.next()
+	if typ != "ConfigChangeNotifyRequest" || id != push["requestId"] {
+		t.Fatalf("resend: %s %s, want %v again", typ, id, push["requestId"])
+	}
+	lis.answer("ConfigChangeNotifyResponse", id)
+	// Listening with the old md5 reports the key changed.
+	typ, body = lis.call("ConfigBatchListenRequest", `{"requestId":"7","listen":true,"configListenContexts":[{`+key+`,"md5":"`+md5+`"}]}`)
+	if changed, _ := body["changedConfigs"].([]any); len(changed) != 1 {
+		t.Fatalf("listen with a stale md5: %s %v", typ, body)
+	}
+	if typ, body := pub.call("ConfigRemoveRequest", `{"requestId":"8",`+key+`}`); typ != "ConfigRemoveResponse" || body["success"] != true {
+		t.Fatalf("remove: %s %v", typ, body)
+	}
+	for {
+		typ, id := lis.next()
+		if typ != "ConfigChangeNotifyRequest" {
+			t.Fatalf("after the removal: %s", typ)
+		}
+		if id != push["requestId"] {
+			break // the removal's push (resends of the answered one may come first)
+		}
+	}
+	if typ, body := pub.call("ConfigQueryRequest", `{"requestId":"9",`+key+`}`); body["errorCode"] != float64(300) {
+		t.Fatalf("query after the removal: %s %v", typ, body)
 	}
 }

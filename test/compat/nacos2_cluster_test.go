@@ -82,7 +82,7 @@ func newClusterClient(t *testing.T, nodes ...*registry.Node) naming_client.INami
 		grpcPort, _ := strconv.ParseUint(gp, 10, 64)
 		servers = append(servers, constant.ServerConfig{IpAddr: host, Port: httpPort, GrpcPort: grpcPort})
 	}
-	dir := t.TempDir()
+	dir := sdkDir(t)
 	c, err := clients.NewNamingClient(vo.NacosClientParam{
 		// UpdateCacheWhenEmpty: the SDK drops a push of no instances
 		// unless told to take it, and these tests wait for such pushes.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"testing"
@@ -42,6 +43,25 @@ func startRegistry(t *testing.T, o registry.Options) *registry.Node {
 	return n
 }
 
+// sdkDir is a directory for an SDK client's cache and logs. Not
+// t.TempDir: the SDK goes on writing there for a moment after CloseClient
+// (its listen loop, its logger), and TempDir's cleanup fails the test when
+// a file appears while it removes the directory.
+func sdkDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nacos-sdk-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// A second try catches files written during the first.
+		if os.RemoveAll(dir) != nil {
+			os.RemoveAll(dir)
+		}
+	})
+	return dir
+}
+
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -66,7 +86,7 @@ func newClientAs(t *testing.T, n *registry.Node, user, password string) naming_c
 	_, gp, _ := net.SplitHostPort(n.NacosGRPCAddr().String())
 	httpPort, _ := strconv.ParseUint(hp, 10, 64)
 	grpcPort, _ := strconv.ParseUint(gp, 10, 64)
-	dir := t.TempDir()
+	dir := sdkDir(t)
 	c, err := clients.NewNamingClient(vo.NacosClientParam{
 		ClientConfig: &constant.ClientConfig{
 			Username: user, Password: password,
