@@ -482,6 +482,14 @@ func (n *Node) consistentRead(w http.ResponseWriter, r *http.Request) bool {
 		writeErr(w, errf(http.StatusServiceUnavailable, "registry: the leader has not applied its predecessors' entries yet; retry"))
 		return false
 	}
+	n.verifying.RLock()
+	defer n.verifying.RUnlock()
+	select {
+	case <-n.stop:
+		writeErr(w, errf(http.StatusServiceUnavailable, "registry: this node is stopping; retry"))
+		return false
+	default:
+	}
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		writeErr(w, errf(http.StatusServiceUnavailable, "registry: this node could not confirm it leads: %v; retry", err))
 		return false

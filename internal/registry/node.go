@@ -166,6 +166,12 @@ type Node struct {
 	auth        atomic.Pointer[authConfig]
 
 	stop chan struct{}
+	// verifying is held (read) by every consistent read while it waits
+	// for Raft to confirm this node leads. Raft answers such a wait while
+	// it runs (at the latest when a cut-off leader's lease ends), but one
+	// still queued when Raft shuts down is never answered; so stopping
+	// takes it (write) before shutting Raft down.
+	verifying sync.RWMutex
 	// ctx ends when the node stops, releasing parked blocking queries and
 	// watches so that shutdown does not wait out their waits.
 	ctx     context.Context
@@ -638,6 +644,8 @@ func (n *Node) Close(ctx context.Context) error {
 			n.grpc.close()
 		}
 		err = n.srv.Shutdown(ctx)
+		n.verifying.Lock()
+		n.verifying.Unlock()
 		if e := n.raft.Shutdown().Error(); e != nil && err == nil {
 			err = e
 		}
@@ -659,6 +667,8 @@ func (n *Node) Kill() {
 			n.grpc.close()
 		}
 		n.srv.Close()
+		n.verifying.Lock()
+		n.verifying.Unlock()
 		n.raft.Shutdown().Error()
 		n.trans.Close()
 		if n.bolt != nil {
