@@ -83,7 +83,10 @@ func (pk *parker) dispatch(uintptr) bool {
 			continue
 		}
 		if err != nil {
-			return true
+			// Not expected of a valid set and buffer. Waiting for the
+			// next readiness rather than retrying at once keeps a
+			// persistent error from spinning a core.
+			return false
 		}
 		for i := range n {
 			ev := &pk.events[i]
