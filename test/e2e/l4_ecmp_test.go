@@ -41,6 +41,7 @@ const (
 	ecmpClient = "10.254.1."  // router .1, client .2 and .3
 	ecmpDR     = "10.254.9.1" // VIP of the dr services
 	ecmpProxy  = "10.254.9.2" // VIP of the proxy services
+	ecmpTunnel = "10.254.9.3" // VIP of the tunnel services
 	// ecmpResilient is the client's address on a second link, to a
 	// second router that sends the VIPs through a resilient next-hop
 	// group. FRR 8.4's zebra cannot make resilient groups, so the test
@@ -145,11 +146,21 @@ func newECMPNet(t *testing.T) *ecmpNet {
 	for i := range 3 {
 		b := &ecmpBackend{name: fmt.Sprintf("b%d", i+1), release: n.release}
 		b.ns = br.Host(t, "mb"+b.name[1:], "eth0", fmt.Sprintf("%s%d/24", ecmpSubnet, 21+i))
-		b.ns.AddAddrs(t, "lo", ecmpDR+"/32")
+		b.ns.AddAddrs(t, "lo", ecmpDR+"/32", ecmpTunnel+"/32")
 		b.ns.Run(t, "ip", "route", "add", "default", "via", ecmpSubnet+"1")
 		b.ns.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
 			"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0")
 		b.serve(t)
+		// The tunnel VIP's packets come in IP-in-IP: strata decap
+		// takes the outer header off.
+		dc := b.ns.Cmd(strataBin, "decap", "--dev", "eth0", "--xdp-mode", "generic")
+		if err := dc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { dc.Process.Kill(); dc.Wait() })
+		eventually(t, 10*time.Second, "strata decap to attach", func() bool {
+			return strings.Contains(b.ns.Run(t, "ip", "link", "show", "eth0"), "xdpgeneric")
+		})
 		n.backends = append(n.backends, b)
 	}
 
@@ -282,6 +293,8 @@ pools:
   services:
     - {name: web-dr, listen: "%[5]s:80", pool: web, forward: dr}
     - {name: echo-dr, listen: "%[5]s:7000", pool: echo, forward: dr}
+    - {name: web-tun, listen: "%[10]s:80", pool: web, forward: tunnel}
+    - {name: echo-tun, listen: "%[10]s:7000", pool: echo, forward: tunnel}
     - {name: web-proxy, listen: "%[6]s:80", pool: web, scheduler: mh}
     - {name: echo-proxy, listen: "%[6]s:7000", pool: echo, scheduler: mh}
   bgp:
@@ -290,7 +303,7 @@ pools:
     peers:
       - {address: "%[8]s1", asn: 65000}
     lameduck: %[9]s
-`, web.String(), health, echo.String(), health, ecmpDR, ecmpProxy, addr, ecmpSubnet, ecmpLameduck)
+`, web.String(), health, echo.String(), health, ecmpDR, ecmpProxy, addr, ecmpSubnet, ecmpLameduck, ecmpTunnel)
 }
 
 // serve starts the backend's servers: a named echo on :7000 and HTTP on
@@ -532,7 +545,7 @@ func (n *ecmpNet) resilientGroup(t *testing.T, nodes ...*ecmpNode) {
 			n.rr.Run(t, "ip", "nexthop", "add", "id", fmt.Sprintf("2000%02d", i+1), "via", nd.addr, "dev", "eth0")
 		}
 		n.rr.Run(t, "ip", "nexthop", "add", "id", group, "group", strings.Join(ids, "/"), "type", "resilient", "buckets", "64")
-		for _, vip := range []string{ecmpDR, ecmpProxy} {
+		for _, vip := range []string{ecmpDR, ecmpProxy, ecmpTunnel} {
 			n.rr.Run(t, "ip", "route", "add", vip+"/32", "nhid", group)
 		}
 		return
@@ -571,7 +584,7 @@ func (n *ecmpNet) get(vip, path string, local *net.TCPAddr) (string, error) {
 // echo service: it sends a line every 100ms and reads it back, until
 // stopped or it breaks.
 type ecmpFlow struct {
-	kind    string // "dr", "proxy" or "resilient"
+	kind    string // "dr", "tunnel", "proxy" or "resilient"
 	service string
 	local   string // the client's address:port, as the nodes list it
 	backend string
@@ -587,6 +600,8 @@ func (n *ecmpNet) dialFlow(t *testing.T, kind string) *ecmpFlow {
 	vip, from := ecmpDR, ecmpClient+"2"
 	f.service = "echo-dr"
 	switch kind {
+	case "tunnel":
+		vip, f.service = ecmpTunnel, "echo-tun"
 	case "proxy":
 		vip, f.service = ecmpProxy, "echo-proxy"
 	case "resilient":
@@ -664,7 +679,10 @@ func (n *ecmpNet) dialFlows(t *testing.T, per int, kinds ...string) *flowSet {
 	tables := map[*ecmpNode]map[string]map[string]bool{}
 	for _, nd := range n.nodes {
 		if nd.cmd.ProcessState == nil {
-			tables[nd] = map[string]map[string]bool{"echo-dr": nd.conns(t, "echo-dr"), "echo-proxy": nd.conns(t, "echo-proxy")}
+			tables[nd] = map[string]map[string]bool{}
+			for _, svc := range []string{"echo-dr", "echo-tun", "echo-proxy"} {
+				tables[nd][svc] = nd.conns(t, svc)
+			}
 		}
 	}
 	for _, f := range fs.flows {
@@ -732,7 +750,7 @@ func (fs *flowSet) tally(t *testing.T, event string, node *ecmpNode) (own, other
 			others[f.kind] = append(others[f.kind], f)
 		}
 	}
-	for _, k := range []string{"dr", "proxy", "resilient"} {
+	for _, k := range []string{"dr", "tunnel", "proxy", "resilient"} {
 		tt, ok := total[k]
 		if !ok {
 			continue
@@ -767,8 +785,8 @@ func TestL4ECMPCluster(t *testing.T) {
 	// leaves the dr VIP off: XDP takes those packets before the stack.
 	for _, nd := range nodes {
 		lo := nd.ns.Run(t, "ip", "-o", "addr", "show", "dev", "lo")
-		if !strings.Contains(lo, ecmpProxy+"/32") || strings.Contains(lo, ecmpDR+"/32") {
-			t.Fatalf("%s's lo has\n%swant %s on it and not %s", nd.name, lo, ecmpProxy, ecmpDR)
+		if !strings.Contains(lo, ecmpProxy+"/32") || strings.Contains(lo, ecmpDR+"/32") || strings.Contains(lo, ecmpTunnel+"/32") {
+			t.Fatalf("%s's lo has\n%swant %s on it and neither %s nor %s", nd.name, lo, ecmpProxy, ecmpDR, ecmpTunnel)
 		}
 	}
 
@@ -956,7 +974,7 @@ func TestL4ECMPCluster(t *testing.T) {
 	ok = t.Run("flows", func(t *testing.T) {
 		const per = 45
 		// A node dies.
-		fs := n.dialFlows(t, per, "dr", "proxy", "resilient")
+		fs := n.dialFlows(t, per, "dr", "tunnel", "proxy", "resilient")
 		victim.cmd.Process.Kill()
 		victim.waitExit(t, 10*time.Second)
 		n.waitHops(t, 10*time.Second, "the killed node to leave both routes", n.without(victim)...)
@@ -969,25 +987,29 @@ func TestL4ECMPCluster(t *testing.T) {
 		// cannot live, and are only counted.
 		own, others := fs.tally(t, "node killed", victim)
 		mustSurvive(t, "node killed", others["dr"])
+		mustSurvive(t, "node killed", others["tunnel"])
 		mustSurvive(t, "node killed", others["resilient"])
 		mustSurvive(t, "node killed", own["dr"])
+		mustSurvive(t, "node killed", own["tunnel"])
 		fs.close()
 
 		// It comes back.
-		fs = n.dialFlows(t, per, "dr", "proxy", "resilient")
+		fs = n.dialFlows(t, per, "dr", "tunnel", "proxy", "resilient")
 		n.restart(t, victim, "kill and restore")
 		n.resilientGroup(t, nodes...)
 		fs.progress(t, 10, "the flows to go on after the node came back")
 		own, others = fs.tally(t, "node back", victim)
 		mustSurvive(t, "node back", others["dr"])
+		mustSurvive(t, "node back", others["tunnel"])
 		mustSurvive(t, "node back", others["resilient"])
 		mustSurvive(t, "node back", own["dr"])
+		mustSurvive(t, "node back", own["tunnel"])
 		mustSurvive(t, "node back", own["resilient"])
 		fs.close()
 
 		// Another is drained: it withdraws its VIPs and serves on.
 		drained := nodes[1]
-		fs = n.dialFlows(t, per, "dr", "proxy", "resilient")
+		fs = n.dialFlows(t, per, "dr", "tunnel", "proxy", "resilient")
 		// POST /api/v1/l4/drain is what strata ctl drain-node sends;
 		// sent from here, the time measured is not a process start late.
 		start := time.Now()
@@ -998,8 +1020,10 @@ func TestL4ECMPCluster(t *testing.T) {
 		fs.progress(t, 10, "the flows to go on after the node was drained")
 		own, others = fs.tally(t, "node drained", drained)
 		mustSurvive(t, "node drained", others["dr"])
+		mustSurvive(t, "node drained", others["tunnel"])
 		mustSurvive(t, "node drained", others["resilient"])
 		mustSurvive(t, "node drained", own["dr"])
+		mustSurvive(t, "node drained", own["tunnel"])
 		fs.close()
 		start = time.Now()
 		drained.post(t, "/api/v1/l4/undrain")
@@ -1014,12 +1038,13 @@ func TestL4ECMPCluster(t *testing.T) {
 	t.Run("rolling restart", func(t *testing.T) {
 		// Steady traffic: new connections to both VIPs, one after the
 		// other from two clients each, and long-lived dr flows.
-		fs := n.dialFlows(t, 30, "dr")
+		fs := n.dialFlows(t, 30, "dr", "tunnel")
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		var sent, failed [2]atomic.Int64
-		var firstErr [2]atomic.Pointer[error]
-		for j, vip := range []string{ecmpDR, ecmpProxy} {
+		kinds := []string{"dr", "tunnel", "proxy"}
+		var sent, failed [3]atomic.Int64
+		var firstErr [3]atomic.Pointer[error]
+		for j, vip := range []string{ecmpDR, ecmpTunnel, ecmpProxy} {
 			for range 2 {
 				wg.Add(1)
 				go func() {
@@ -1054,15 +1079,17 @@ func TestL4ECMPCluster(t *testing.T) {
 		fs.progress(t, 5, "the dr flows to go on after the rolling restart")
 		close(stop)
 		wg.Wait()
-		for j, kind := range []string{"dr", "proxy"} {
+		for j, kind := range kinds {
 			msg := ""
 			if e := firstErr[j].Load(); e != nil {
 				msg = fmt.Sprintf(" (first: %v)", *e)
 			}
 			t.Logf("rolling restart: %s: %d of %d new connections failed%s", kind, failed[j].Load(), sent[j].Load(), msg)
 		}
-		if failed[0].Load() != 0 {
-			t.Errorf("%d of %d new dr connections failed during the rolling restart", failed[0].Load(), sent[0].Load())
+		for j, kind := range kinds[:2] {
+			if failed[j].Load() != 0 {
+				t.Errorf("%d of %d new %s connections failed during the rolling restart", failed[j].Load(), sent[j].Load(), kind)
+			}
 		}
 		var lost []*ecmpFlow
 		for _, f := range fs.flows {
@@ -1070,7 +1097,7 @@ func TestL4ECMPCluster(t *testing.T) {
 				lost = append(lost, f)
 			}
 		}
-		t.Logf("rolling restart: %d of %d long-lived dr flows survived", len(fs.flows)-len(lost), len(fs.flows))
+		t.Logf("rolling restart: %d of %d long-lived dr and tunnel flows survived", len(fs.flows)-len(lost), len(fs.flows))
 		mustSurvive(t, "rolling restart", lost)
 	})
 }
