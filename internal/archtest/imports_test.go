@@ -129,7 +129,7 @@ func TestImports(t *testing.T) {
 			return ""
 		}},
 	}
-	for _, core := range []string{"internal/upstream", "internal/balance", "internal/health", "internal/sockopt", "internal/graceful", "internal/dnssyntax", "internal/configsource", "pkg/client"} {
+	for _, core := range []string{"internal/upstream", "internal/balance", "internal/health", "internal/sockopt", "internal/netpark", "internal/graceful", "internal/dnssyntax", "internal/configsource", "pkg/client"} {
 		tests = append(tests, struct {
 			desc string
 			pkg  string

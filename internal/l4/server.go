@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-lb/strata/internal/balance"
 	"github.com/strata-lb/strata/internal/config"
+	"github.com/strata-lb/strata/internal/netpark"
 	"github.com/strata-lb/strata/internal/sockopt"
 	"github.com/strata-lb/strata/internal/upstream"
 )
@@ -53,7 +54,7 @@ type Server struct {
 	// parker holds the idle directions of TCP connections; nil when the
 	// kernel refused an epoll set, and then every direction keeps its
 	// goroutine.
-	parker *parker
+	parker *netpark.Parker
 	// parkAfter is how long a quiet direction keeps its goroutine;
 	// tests shorten it before the first connection.
 	parkAfter time.Duration
@@ -120,7 +121,7 @@ func NewServer(opts Options) (*Server, error) {
 		parkAfter: defaultParkAfter,
 	}
 	s.kernel = newKernelPlane(s.log)
-	if pk, err := newParker(); err != nil {
+	if pk, err := netpark.New("l4-parker"); err != nil {
 		s.log.Warn("idle TCP connections keep a goroutine per direction", "err", err)
 	} else {
 		s.parker = pk
@@ -402,7 +403,7 @@ func (s *Server) shutdownPlanes(ctx context.Context) error {
 
 func (s *Server) closeParker() {
 	if s.parker != nil {
-		s.parker.close()
+		s.parker.Close()
 	}
 }
 

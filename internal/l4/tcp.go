@@ -12,8 +12,8 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
-	"golang.org/x/sys/unix"
 
+	"github.com/strata-lb/strata/internal/netpark"
 	"github.com/strata-lb/strata/internal/upstream"
 )
 
@@ -84,6 +84,13 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// defaultParkAfter is how long a direction's goroutine waits in the
+// netpoller for more bytes before it parks (Server.parkAfter): long enough
+// that a request-response exchange does not park between the request and
+// the response, short enough that few goroutines of connections that went
+// quiet are alive at once.
+const defaultParkAfter = 200 * time.Millisecond
+
 // tcpPair is one proxied connection: the two sockets and a pump for each
 // direction. Its idle timeout is Server.sweep's: no timer of its own.
 type tcpPair struct {
@@ -92,18 +99,9 @@ type tcpPair struct {
 	client, backend *net.TCPConn
 	in, out         pump // client to backend, backend to client
 	done            atomic.Int32
-	// mu orders a pump's parking against abort and resume.
+	// mu orders a pump's parking against abort.
 	mu sync.Mutex
 }
-
-// Pump states. A parked pump has no goroutine: its source socket is armed
-// in the parker's epoll set, and whoever moves it out of pumpParked (an
-// event, or abort) owns it.
-const (
-	pumpRunning int32 = iota
-	pumpParked
-	pumpDone
-)
 
 // pump moves the bytes of one direction. It is embedded in its tcpPair so
 // that a connection is a few allocations, not one per part, and it keeps
@@ -118,36 +116,30 @@ type pump struct {
 	lr    io.LimitedReader
 	avail int
 	err   error
-	state atomic.Int32
-	// Parking: the source's descriptor and the generation its events
-	// carry, both set on the first park.
-	fd    int32
-	gen   uint32
-	mode  uint8
-	added bool
-	in    bool // client to backend
+	// park is the pump's place in the server's parker: a parked pump has
+	// no goroutine, its source armed in the epoll set, and whoever moves
+	// it out of netpark.Parked (an event, or abort) owns it.
+	park netpark.Item
+	mode uint8
+	in   bool // client to backend
 }
 
 // What a pump's callback does with the source's descriptor.
 const (
 	modeWait uint8 = iota // report queued bytes; false (wait) when none
 	modePoll              // the same, but never wait: avail -1 when none
-	modeArm               // arm the descriptor in the parker's epoll set
 )
 
 func (u *pump) init(p *tcpPair, src, dst *net.TCPConn, rc syscall.RawConn, in bool) {
 	u.p, u.src, u.dst, u.rc, u.in = p, src, dst, rc, in
 	u.fn = u.onFD
 	u.lr.R = src
+	u.park.Init(u)
 }
 
 // onFD runs with the source's descriptor held open by the runtime, so the
 // number cannot be another socket's meanwhile.
 func (u *pump) onFD(fd uintptr) bool {
-	if u.mode == modeArm {
-		u.err = u.arm(fd)
-		return true
-	}
 	n, ok, err := queued(fd)
 	if !ok && u.mode == modePoll {
 		n, ok = -1, true
@@ -307,7 +299,7 @@ func (u *pump) run() {
 		}
 		if err != nil {
 			if pk != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-				if u.park(pk) {
+				if u.parkIn(pk) {
 					return
 				}
 				continue // closed meanwhile: the next wait says so
@@ -330,63 +322,29 @@ func (u *pump) run() {
 			break
 		}
 	}
-	u.state.Store(pumpDone)
+	u.park.State.Store(netpark.Done)
 	p.finish()
 }
 
-// resume runs a pump that an event took out of the parked state. The
-// event can come as soon as the source is armed, before park has
-// returned; taking the pair's lock, which park holds throughout, orders
-// this goroutine after it.
-func (u *pump) resume() {
-	u.p.mu.Lock()
-	u.p.mu.Unlock() //nolint:staticcheck // an empty critical section, for the ordering
-	u.run()
-}
+// Resume runs a pump that an event took out of the parked state
+// (netpark.Resumer).
+func (u *pump) Resume() { u.run() }
 
-// park arms the source in the parker's epoll set and reports whether the
+// parkIn arms the source in the parker's epoll set and reports whether the
 // pump is no longer this goroutine's: parked (an event restarts it), or
 // taken by abort. It reports false when the socket closed before it could
 // be armed and the pump is still this goroutine's to finish.
-func (u *pump) park(pk *parker) bool {
-	p := u.p
+func (u *pump) parkIn(pk *netpark.Parker) bool {
 	// The deadline that sent the pump here has passed; the next run
 	// starts without one.
 	_ = u.src.SetReadDeadline(time.Time{})
 	// Under the pair's lock, so that abort, which takes a parked pump
 	// over, sees it either before it parks or armed.
+	p := u.p
 	p.mu.Lock()
-	if u.gen == 0 {
-		u.gen = pk.gen.Add(1)
-	}
-	u.state.Store(pumpParked)
-	u.mode, u.err = modeArm, nil
-	ok := u.rc.Read(u.fn) == nil && u.err == nil
-	if !ok {
-		ok = !u.state.CompareAndSwap(pumpParked, pumpRunning)
-	}
+	ok := u.park.Park(pk, u.rc)
 	p.mu.Unlock()
 	return ok
-}
-
-// arm registers the source for one readable event. Level-triggered one-
-// shot: re-arming a socket that has data queued reports it at once.
-func (u *pump) arm(fd uintptr) error {
-	pk := u.p.srv.parker
-	op := unix.EPOLL_CTL_MOD
-	if !u.added {
-		if !pk.slots.set(int(fd), u) {
-			return errors.New("descriptor beyond the parker's table")
-		}
-		u.fd = int32(fd)
-		op = unix.EPOLL_CTL_ADD
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(fd), Pad: int32(u.gen)}
-	if err := unix.EpollCtl(pk.epfd, op, int(fd), &ev); err != nil {
-		return err
-	}
-	u.added = true
-	return nil
 }
 
 // count adds m bytes to the connection's, the service's and the
@@ -427,8 +385,8 @@ func (p *tcpPair) abort() {
 	p.client.Close()
 	p.backend.Close()
 	p.mu.Lock()
-	in := p.in.state.CompareAndSwap(pumpParked, pumpDone)
-	out := p.out.state.CompareAndSwap(pumpParked, pumpDone)
+	in := p.in.park.State.CompareAndSwap(netpark.Parked, netpark.Done)
+	out := p.out.park.State.CompareAndSwap(netpark.Parked, netpark.Done)
 	p.mu.Unlock()
 	if in {
 		p.finish()
@@ -445,15 +403,8 @@ func (p *tcpPair) finish() {
 	}
 	p.client.Close()
 	p.backend.Close()
-	p.mu.Lock()
-	if pk := p.srv.parker; pk != nil {
-		for _, u := range [...]*pump{&p.in, &p.out} {
-			if u.added {
-				pk.slots.clear(int(u.fd), u)
-			}
-		}
-	}
-	p.mu.Unlock()
+	p.in.park.Forget()
+	p.out.park.Forget()
 	c := &p.conn
 	switch c.state.Swap(stateClosed) {
 	case stateEstablished:
