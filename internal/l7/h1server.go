@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/strata-lb/strata/internal/netpark"
 	"github.com/strata-lb/strata/internal/sockopt"
 )
 
@@ -58,6 +59,16 @@ type h1Server struct {
 	// (connState), for new and woken ones.
 	states sync.Pool
 
+	// parker holds the plaintext connections idle past idleRelease in
+	// one epoll set, with no goroutine of their own (parkIdle). It is
+	// opened by the first connection that parks and closed with the
+	// server; nil until then, and after the kernel refused one
+	// (parkFailed), when idle connections wait in a goroutine each.
+	parker     atomic.Pointer[netpark.Parker]
+	parkFailed bool          // under mu
+	sweepStop  chan struct{} // ends the parked connections' sweeper
+	sweepDone  chan struct{}
+
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[*h1Conn]struct{}
@@ -87,10 +98,17 @@ type h1Conn struct {
 	// to are the client timeouts, taken afresh for every request.
 	to *clientTimeouts
 
-	// parked is set while the connection waits idle in a goroutine of its
-	// own (waitIdle), which the one that served its last request hands it to.
-	parked   bool
-	parkedOn syscall.Conn // the socket it waits on
+	// parked is set when the connection, idle past idleRelease, is to
+	// wait for its next request without the goroutine that served the
+	// last one (waitIdle); end hands it to the parker or, without one, to
+	// a goroutine of its own.
+	parked bool
+	// raw is the plaintext socket's, taken on the first park.
+	raw syscall.RawConn
+	// park is the connection's place in its server's parker; idleEnd
+	// (Unix nanoseconds) is when the sweeper closes it parked.
+	park    netpark.Item
+	idleEnd atomic.Int64
 
 	st *connState // where req, hdr, w.hdr and head's buffers came from
 
@@ -207,6 +225,7 @@ func (s *h1Server) Shutdown(ctx context.Context) error {
 		}
 		select {
 		case <-done:
+			s.closeParker()
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -221,12 +240,21 @@ func (s *h1Server) Shutdown(ctx context.Context) error {
 // to close (connLimiter.closeUnused, which knows whether anything was
 // read); a new connection whose first request is being read is not idle.
 func (s *h1Server) closeIdle() {
+	var parked []*h1Conn
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.Load() == h1Idle {
 			c.nc.Close()
+			if c.park.State.Load() == netpark.Parked {
+				parked = append(parked, c)
+			}
 		}
+	}
+	s.mu.Unlock()
+	// A parked connection has no goroutine to see its socket close:
+	// whoever takes it over finishes it (outside mu, which untrack takes).
+	for _, c := range parked {
+		c.takeOver()
 	}
 }
 
@@ -235,13 +263,23 @@ func (s *h1Server) Close() error {
 	s.mu.Lock()
 	s.shutdown.Store(true)
 	ln := s.ln
+	var parked []*h1Conn
 	for c := range s.conns {
 		c.nc.Close()
+		if c.park.State.Load() == netpark.Parked {
+			parked = append(parked, c)
+		}
 	}
 	s.mu.Unlock()
 	if ln != nil {
 		ln.Close()
 	}
+	for _, c := range parked {
+		c.takeOver()
+	}
+	// A connection still running finds its socket closed and cannot
+	// park: arming a closed socket fails, and it closes itself.
+	s.closeParker()
 	return nil
 }
 
@@ -322,8 +360,8 @@ func (c *h1Conn) dropRequestState() {
 }
 
 // end closes the connection when its goroutine returns, unless the
-// connection lives on: hijacked by a handler, or parked idle in another
-// goroutine (waitIdle).
+// connection lives on: hijacked by a handler, or parked idle (waitIdle,
+// parkIdle).
 func (c *h1Conn) end() {
 	v := recover()
 	if v != nil && v != http.ErrAbortHandler {
@@ -335,8 +373,10 @@ func (c *h1Conn) end() {
 		return // the handler owns the connection, and Hijack untracked it
 	}
 	if c.parked {
-		// The last thing this goroutine does: from here the new one owns c.
-		go c.park()
+		// The last thing this goroutine does: from here the parker, or a
+		// new goroutine, owns c.
+		c.parked = false
+		c.parkIdle()
 		return
 	}
 	c.nc.Close()
@@ -346,6 +386,7 @@ func (c *h1Conn) end() {
 		// After a panic the handler may still hold the request.
 		c.dropRequestState()
 	}
+	c.park.Forget()
 	c.s.untrack(c)
 }
 
@@ -448,8 +489,9 @@ func (c *h1Conn) release() { returnBuffers(&c.br, &c.bw) }
 
 // readRequest waits for the next request and reads its head into c.req.
 // It returns false when the client closed the connection (or went idle for
-// too long) between requests, and when the connection parked (c.parked):
-// then another goroutine waits for the request and serves it.
+// too long) between requests, and when the connection is to park
+// (c.parked): then the parker waits for the request, and a goroutine it
+// starts serves it.
 func (c *h1Conn) readRequest(woken bool) (bool, error) {
 	now := time.Now()
 	if !woken {
@@ -495,13 +537,11 @@ var idleRelease = time.Second
 
 // waitIdle waits until the next request begins, and reports false when
 // the client closed the connection or stayed silent until idleEnd. A
-// plaintext connection idle past idleRelease waits on its socket without
-// buffers (TLS and PROXY protocol connections may hold read-ahead bytes
-// in their own layers, so they keep theirs), and in a new goroutine: it
-// sets c.parked, and this goroutine, whose stack grew to what serving a
-// request takes, ends. An idle connection then holds a goroutine of the
-// smallest stack, 2 KiB instead of the 8 KiB a served request leaves, and
-// the served one's stack goes to the connections that are busy.
+// plaintext connection idle past idleRelease gives its buffers and
+// request state back (TLS and PROXY protocol connections may hold
+// read-ahead bytes in their own layers, so they keep theirs and wait
+// here) and sets c.parked: this goroutine ends, and its socket waits in
+// the server's parker with no goroutine at all (parkIdle).
 func (c *h1Conn) waitIdle(now, idleEnd time.Time) bool {
 	sock := c.plainSocket()
 	release := sock != nil && idleEnd.Sub(now) > idleRelease
@@ -519,24 +559,149 @@ func (c *h1Conn) waitIdle(now, idleEnd time.Time) bool {
 	}
 	c.release()
 	c.s.idleReleases.Add(1)
-	c.nc.SetReadDeadline(idleEnd)
 	c.dropRequestState()
-	c.parked, c.parkedOn = true, sock
+	if c.raw == nil {
+		c.raw, _ = sock.SyscallConn()
+		c.park.Init(c)
+	}
+	c.idleEnd.Store(idleEnd.UnixNano())
+	c.parked = true
 	return true
 }
 
-// park is the goroutine of a parked connection: it waits on the socket
-// without buffers until the client sends, then serves the connection on.
-func (c *h1Conn) park() {
-	sock := c.parkedOn
-	c.parked, c.parkedOn = false, nil
+// parkIdle hands an idle connection, its buffers and request state given
+// back, to the server's parker: its socket waits in the epoll set and
+// this goroutine ends, so that an idle connection holds no goroutine (a
+// stack of 2 KiB at the least, a quarter of what such a connection cost
+// with one). The first byte (or hang-up) from the client starts a
+// goroutine that serves the connection on (Resume); the sweeper closes
+// it at the idle timeout, and closeIdle at a graceful shutdown. Without
+// a parker, or when the socket cannot be armed, the connection waits in
+// a goroutine of its own, as before the parker.
+func (c *h1Conn) parkIdle() {
+	if pk := c.s.parkerFor(); pk != nil && c.raw != nil {
+		if c.park.Park(pk, c.raw) {
+			return // c belongs to the parker, or to whoever took it over
+		}
+	}
+	c.nc.SetReadDeadline(time.Unix(0, c.idleEnd.Load()))
+	go c.waitParked()
+}
+
+// Resume serves a parked connection whose client sent a byte or hung up
+// (netpark.Resumer).
+func (c *h1Conn) Resume() {
 	defer c.end()
-	if !waitReadable(sock) {
+	c.serveWoken()
+}
+
+// waitParked is the goroutine of an idle connection that could not park:
+// it waits on the socket without buffers until the client sends, then
+// serves the connection on.
+func (c *h1Conn) waitParked() {
+	defer c.end()
+	if !waitReadable(c.raw) {
 		return
 	}
+	c.serveWoken()
+}
+
+func (c *h1Conn) serveWoken() {
 	c.br, c.bw = takeBuffers(c.nc, sendWriter{c}) // conn.go
 	c.newRequestState()
 	c.loop(true)
+}
+
+// takeOver finishes a parked connection on behalf of the sweeper or a
+// shutdown, and reports whether it was parked: one that an event resumed
+// meanwhile is its goroutine's.
+func (c *h1Conn) takeOver() bool {
+	if !c.park.State.CompareAndSwap(netpark.Parked, netpark.Done) {
+		return false
+	}
+	c.nc.Close()
+	c.state.Store(h1Closed)
+	c.park.Forget()
+	c.s.untrack(c)
+	return true
+}
+
+// parkerFor returns the server's parker, opening it on first use; nil
+// when the kernel refused one or the server is shutting down.
+func (s *h1Server) parkerFor() *netpark.Parker {
+	if pk := s.parker.Load(); pk != nil {
+		return pk
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pk := s.parker.Load(); pk != nil || s.parkFailed || s.shutdown.Load() {
+		return pk
+	}
+	pk, err := netpark.New("l7-parker")
+	if err != nil {
+		s.parkFailed = true
+		s.log.Warn("idle keep-alive connections keep a goroutine each", "err", err)
+		return nil
+	}
+	s.parker.Store(pk)
+	s.sweepStop, s.sweepDone = make(chan struct{}), make(chan struct{})
+	go s.sweep(s.sweepStop, s.sweepDone)
+	return pk
+}
+
+// closeParker stops the sweeper and closes the parker, once no
+// connection can be parked in it any more.
+func (s *h1Server) closeParker() {
+	s.mu.Lock()
+	pk := s.parker.Load()
+	stop, done := s.sweepStop, s.sweepDone
+	s.sweepStop = nil
+	s.mu.Unlock()
+	if stop == nil {
+		return
+	}
+	close(stop)
+	<-done
+	pk.Close()
+}
+
+// sweep closes the parked connections idle past their keep-alive
+// timeout. One pass over the connections every eighth of the idle
+// timeout (at most every second, at least every 10 ms) replaces a timer
+// per connection; a parked connection closes at most that long after its
+// timeout.
+func (s *h1Server) sweep(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTimer(s.sweepEvery())
+	defer t.Stop()
+	var expired []*h1Conn
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		s.mu.Lock()
+		for c := range s.conns {
+			if c.park.State.Load() == netpark.Parked && c.idleEnd.Load() <= now {
+				expired = append(expired, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range expired {
+			c.takeOver()
+		}
+		clear(expired)
+		expired = expired[:0]
+		t.Reset(s.sweepEvery())
+	}
+}
+
+// sweepEvery is an eighth of the current idle timeout, between 10 ms and
+// a second.
+func (s *h1Server) sweepEvery() time.Duration {
+	return min(max(s.limits().idle/8, 10*time.Millisecond), time.Second)
 }
 
 // plainSocket returns the TCP socket of a connection that reads straight
@@ -553,13 +718,12 @@ func (c *h1Conn) plainSocket() syscall.Conn {
 // waitReadable blocks until sock has a byte (or an EOF) to read, without
 // reading it, until its read deadline. It reports false on the deadline or
 // a closed socket.
-func waitReadable(sock syscall.Conn) bool {
-	rc, err := sock.SyscallConn()
-	if err != nil {
+func waitReadable(rc syscall.RawConn) bool {
+	if rc == nil {
 		return false
 	}
 	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	err := rc.Read(func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 	})
