@@ -21,7 +21,9 @@ func fuzzConn(br *bufio.Reader) *h1Conn {
 		bw:     bufio.NewWriter(io.Discard),
 		remote: "192.0.2.1:1234",
 		hdr:    make(http.Header),
-		req:    (&http.Request{}).WithContext(context.Background()),
+		// The request state a served connection takes from its pool.
+		reqScratch: &reqScratch{},
+		req:        (&http.Request{}).WithContext(context.Background()),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -93,8 +94,6 @@ type h1Conn struct {
 	state  atomic.Int32
 	remote string
 
-	// sendDeadline is the write deadline last set (sendWriter).
-	sendDeadline time.Time
 	// to are the client timeouts, taken afresh for every request.
 	to *clientTimeouts
 
@@ -110,14 +109,15 @@ type h1Conn struct {
 	park    netpark.Item
 	idleEnd atomic.Int64
 
-	st *connState // where req, hdr, w.hdr and head's buffers came from
+	st *connState // where req, hdr and the scratch came from
+	// reqScratch is st's: the head, URL and response writer of the
+	// requests, nil while the connection is parked, so that a parked
+	// connection keeps only the fields above.
+	*reqScratch
 
-	tls  *tls.ConnectionState // nil on plaintext
-	req  *http.Request        // reused: every field but its context is reset per request
-	hdr  http.Header
-	url  urlScratch
-	head requestHead
-	w    h1Writer
+	tls *tls.ConnectionState // nil on plaintext
+	req *http.Request        // reused: every field but its context is reset per request
+	hdr http.Header
 }
 
 // maxRequestDiscard is how much of a request body the handler left
@@ -311,21 +311,30 @@ func (c *h1Conn) serve() {
 		c.br = nil
 		return
 	}
-	c.w.c = c
 	c.newRequestState()
 	c.loop(false)
 }
 
 // connState is what a connection reuses from one request to the next:
-// the request, the two header maps and the head's buffers. A connection
-// that closes or parks hands it to the next through its server's pool, so
-// that a new connection does not make them again (16 allocations and
-// about 4 KiB each).
+// the request, the two header maps, the head and its buffers, the URL and
+// the response writer. A connection that closes or parks hands it to the
+// next through its server's pool, so that a new connection does not make
+// them again (16 allocations and about 4 KiB each), and a parked one does
+// not keep them.
 type connState struct {
 	req       *http.Request // its context is the server's: the pool is the server's
 	hdr, whdr http.Header
-	raw       []byte
-	fields    []field
+	sc        reqScratch
+}
+
+// reqScratch is the part of a connection's request state that h1Conn
+// reaches through an embedded pointer, as if they were its own fields.
+type reqScratch struct {
+	url  urlScratch
+	head requestHead
+	w    h1Writer
+	// sendDeadline is the write deadline last set (sendWriter).
+	sendDeadline time.Time
 }
 
 // newRequestState takes the connection's request state from the pool, or
@@ -335,9 +344,8 @@ func (c *h1Conn) newRequestState() {
 	if st == nil {
 		st = &connState{req: (&http.Request{}).WithContext(c.s.ctx), hdr: make(http.Header, 16), whdr: make(http.Header, 16)}
 	}
-	c.st = st
-	c.req, c.hdr, c.w.hdr = st.req, st.hdr, st.whdr
-	c.head.raw, c.head.fields = st.raw, st.fields
+	c.st, c.reqScratch = st, &st.sc
+	c.req, c.hdr, c.w.hdr, c.w.c = st.req, st.hdr, st.whdr, c
 	c.req.TLS = c.tls
 }
 
@@ -353,9 +361,14 @@ func (c *h1Conn) dropRequestState() {
 	r.Header, r.URL, r.Body, r.Host, r.RequestURI, r.RemoteAddr, r.TLS = nil, nil, nil, "", "", "", nil
 	clear(st.hdr)
 	clear(st.whdr)
-	st.raw, st.fields = c.head.raw[:0], c.head.fields[:0]
-	c.st, c.req, c.hdr, c.w.hdr, c.w.req = nil, nil, nil, nil, nil
-	c.head.raw, c.head.fields = nil, nil
+	sc := &st.sc
+	sc.head = requestHead{raw: sc.head.raw[:0], fields: sc.head.fields[:0]}
+	sc.url.u = url.URL{}
+	sc.w = h1Writer{hdr: st.whdr}
+	// The deadline was this connection's socket's; the next one's
+	// starts unset.
+	sc.sendDeadline = time.Time{}
+	c.st, c.reqScratch, c.req, c.hdr = nil, nil, nil, nil
 	c.s.states.Put(st)
 }
 
@@ -369,7 +382,7 @@ func (c *h1Conn) end() {
 		buf = buf[:runtime.Stack(buf, false)]
 		c.s.log.Error("panic serving request", "remote", c.remote, "panic", fmt.Sprint(v), "stack", string(buf))
 	}
-	if c.w.hijacked {
+	if c.reqScratch != nil && c.w.hijacked {
 		return // the handler owns the connection, and Hijack untracked it
 	}
 	if c.parked {

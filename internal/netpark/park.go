@@ -53,12 +53,16 @@ type Item struct {
 	owner Resumer
 	pk    *Parker
 	fn    func(fd uintptr) // arm, built once
-	err   error
 	// The socket's descriptor and the generation its events carry, both
 	// set on the first park.
 	fd    int32
 	gen   uint32
 	added bool
+	// failed says the last arming failed (the socket closed, the parker
+	// closed, or the kernel refused it); a bool rather than the error, as
+	// the item is embedded in every connection and Park's caller only
+	// falls back.
+	failed bool
 }
 
 // Parker is one epoll set and the goroutine that dispatches its events.
@@ -172,9 +176,9 @@ func (it *Item) Park(pk *Parker, rc syscall.RawConn) bool {
 	if it.fn == nil {
 		it.fn = it.arm
 	}
-	it.pk, it.err = pk, nil
+	it.pk, it.failed = pk, false
 	it.State.Store(Parked)
-	if rc.Control(it.fn) == nil && it.err == nil {
+	if rc.Control(it.fn) == nil && !it.failed {
 		return true
 	}
 	return !it.State.CompareAndSwap(Parked, Running)
@@ -197,13 +201,13 @@ func (it *Item) arm(fd uintptr) {
 	pk.mu.RLock()
 	defer pk.mu.RUnlock()
 	if pk.closed {
-		it.err = os.ErrClosed
+		it.failed = true
 		return
 	}
 	op := unix.EPOLL_CTL_MOD
 	if !it.added {
 		if !pk.slots.set(int(fd), it) {
-			it.err = errors.New("descriptor beyond the parker's table")
+			it.failed = true // a descriptor beyond the table
 			return
 		}
 		it.fd = int32(fd)
@@ -211,7 +215,7 @@ func (it *Item) arm(fd uintptr) {
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(fd), Pad: int32(it.gen)}
 	if err := unix.EpollCtl(pk.epfd, op, int(fd), &ev); err != nil {
-		it.err = err
+		it.failed = true
 		return
 	}
 	it.added = true
