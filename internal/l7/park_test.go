@@ -1,6 +1,10 @@
 package l7
 
 import (
+	"bufio"
+	"crypto/tls"
+	"io"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -134,5 +138,82 @@ func TestH1ParkedConnIdleTimeout(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the timed-out connection counted closed", func() bool {
 		return metricValue(t, reg, "strata_l7_connections_active", map[string]string{"listener": "test"}) == 0 && parkedConns(srv) == 0
+	})
+}
+
+// TestH1ParksOnlyPlaintext: a connection read through a layer of its own
+// (TLS, a PROXY header) may hold bytes read ahead in that layer, where a
+// readiness of its socket cannot see them, so it never parks (waitIdle
+// parks only what plainSocket finds); a plaintext one does.
+func TestH1ParksOnlyPlaintext(t *testing.T) {
+	cert := writeCert(t, t.TempDir(), "a", 1, "a.test")
+	tests := []struct {
+		desc  string
+		ln    config.Listener
+		open  func(nc net.Conn) net.Conn // what the client speaks through
+		plain bool
+	}{
+		{desc: "plaintext", open: func(nc net.Conn) net.Conn { return nc }, plain: true},
+		{desc: "TLS", ln: config.Listener{TLS: &config.ListenerTLS{Certificates: []config.Certificate{cert}}},
+			open: func(nc net.Conn) net.Conn {
+				return tls.Client(nc, &tls.Config{ServerName: "a.test", InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			}},
+		{desc: "PROXY protocol", ln: config.Listener{ProxyProtocol: &config.ProxyProtocol{Allow: []string{"127.0.0.1"}, Timeout: config.Duration(time.Second)}},
+			open: func(nc net.Conn) net.Conn {
+				io.WriteString(nc, "PROXY TCP4 203.0.113.7 127.0.0.1 4000 80\r\n")
+				return nc
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			s, addr, _ := startH1Proxy(t, Options{}, tc.ln)
+			srv := listenerServer(s)
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(5 * time.Second))
+			rc := &rawConn{t: t, nc: tc.open(nc)}
+			rc.br = bufio.NewReader(rc.nc)
+			rc.send("GET /uri HTTP/1.1\r\nHost: a\r\n\r\n")
+			if r := rc.read("GET"); r.StatusCode != 200 {
+				t.Fatalf("status %d", r.StatusCode)
+			}
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			if len(srv.conns) != 1 {
+				t.Fatalf("%d connections on the server, want 1", len(srv.conns))
+			}
+			for c := range srv.conns {
+				if got := c.plainSocket() != nil; got != tc.plain {
+					t.Errorf("parks: %v, want %v", got, tc.plain)
+				}
+			}
+		})
+	}
+}
+
+// TestH1ParkedConnClose: Close (a shutdown out of time) closes a parked
+// connection at once and counts it closed.
+func TestH1ParkedConnClose(t *testing.T) {
+	old := idleRelease
+	idleRelease = 30 * time.Millisecond
+	t.Cleanup(func() { idleRelease = old })
+	reg := prometheus.NewRegistry()
+	s, addr, _ := startH1Proxy(t, Options{Registry: reg}, config.Listener{})
+	srv := listenerServer(s)
+	rc := dialRaw(t, addr)
+	rc.send("GET /uri HTTP/1.1\r\nHost: a\r\n\r\n")
+	if r := rc.read("GET"); r.StatusCode != 200 {
+		t.Fatalf("status %d", r.StatusCode)
+	}
+	eventually(t, 5*time.Second, "the idle connection to park", func() bool { return parkedConns(srv) == 1 })
+	srv.Close()
+	if !rc.closed() {
+		t.Fatal("the parked connection is still open after Close")
+	}
+	eventually(t, 5*time.Second, "the closed connection counted closed", func() bool {
+		return metricValue(t, reg, "strata_l7_connections_active", map[string]string{"listener": "test"}) == 0
 	})
 }
