@@ -40,7 +40,10 @@
 #            zk: forceSync=yes with zookeeper.flushDelay=2ms and
 #            maxBatchSize=1000 (group commit of fsyncs), snapCount=1000000.
 # Rounds are interleaved (strata, etcd, zk, strata, …); the medians and the
-# ratios strata/etcd and strata/zk are printed at the end.
+# ratios strata/etcd and strata/zk are printed at the end, and then each
+# server's own CPU time per registration, heartbeat and query (user +
+# system of its process over the measurement, divided by the operations),
+# which the load generator's share of the two cores does not move.
 #
 # It installs nothing: it needs the Debian packages etcd-server and
 # zookeeper (and a Java runtime, which zookeeper brings).
@@ -173,21 +176,34 @@ stop() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
 # val LINE KEY prints KEY's value from a regbench line.
 val() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
 
+# cpu_ticks PID prints the CPU time (user + system, in clock ticks) the
+# server process has used: the server's own cost per operation does not
+# depend on how much of the two cores the load generator takes.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
 declare -A R
 rb() { # label sys mode args... : runs regbench, prints and keeps its line
-	local label=$1 sys=$2 m=$3 line
+	local label=$1 sys=$2 m=$3 line t0 t1 cpu
 	shift 3
+	t0=$(cpu_ticks "$pid")
 	line=$("$tmp/regbench" -target "$sys" -addr "$addr" -mode "$m" "$@") || {
 		echo "$label $m: failed" >&2
 		return 0
 	}
-	echo "$label $line"
+	t1=$(cpu_ticks "$pid")
 	case $m in
 	watch)
+		echo "$label $line"
 		add "$label/last_p50" "$(val "$line" last_p50_ms)"
 		add "$label/last_p99" "$(val "$line" last_p99_ms)"
 		;;
-	*) add "$label/$m" "$(val "$line" per_sec)" ;;
+	*)
+		cpu=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$(val "$line" ops)" 'BEGIN {if (n > 0) printf "%.1f", d * 1e6 / hz / n; else print "n/a"}')
+		echo "$label $line server_cpu_us_per_op=$cpu"
+		add "$label/$m" "$(val "$line" per_sec)"
+		add "$label/${m}_cpu" "$cpu"
+		;;
 	esac
 }
 
@@ -229,5 +245,19 @@ for mode in $MODES; do
 		case " $SYSTEMS " in *" $peer "*) ;; *) continue ;; esac
 		s=strata/$mode p=$peer/$mode
 		echo "ratio $mode strata/$peer: reg $(ratio "$(m "$s/reg")" "$(m "$p/reg")") beat $(ratio "$(m "$s/beat")" "$(m "$p/beat")") query $(ratio "$(m "$s/query")" "$(m "$p/query")") push_p50 $(ratio "$(m "$p/last_p50")" "$(m "$s/last_p50")") push_p99 $(ratio "$(m "$p/last_p99")" "$(m "$s/last_p99")")"
+	done
+done
+echo "# the server's own CPU per operation (user + system, µs), medians; ratio = peer / strata: above 1 means strata spends less"
+printf '%-8s %-14s %10s %10s %10s\n' mode system reg beat query
+for mode in $MODES; do
+	for sys in $SYSTEMS $([ "$mode" = fast ] && echo strata-mem); do
+		case " $SYSTEMS " in *" strata "*) ;; *) [ "$sys" = strata-mem ] && continue ;; esac
+		l=$sys/$mode
+		printf '%-8s %-14s %10s %10s %10s\n' "$mode" "$sys" "$(m "$l/reg_cpu")" "$(m "$l/beat_cpu")" "$(m "$l/query_cpu")"
+	done
+	for peer in etcd zk; do
+		case " $SYSTEMS " in *" $peer "*) ;; *) continue ;; esac
+		s=strata/$mode p=$peer/$mode
+		echo "cpu ratio $mode $peer/strata: reg $(ratio "$(m "$p/reg_cpu")" "$(m "$s/reg_cpu")") beat $(ratio "$(m "$p/beat_cpu")" "$(m "$s/beat_cpu")") query $(ratio "$(m "$p/query_cpu")" "$(m "$s/query_cpu")")"
 	done
 done
