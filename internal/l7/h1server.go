@@ -239,15 +239,21 @@ func (s *h1Server) Shutdown(ctx context.Context) error {
 // closes itself. Connections that never sent a byte are the listener's
 // to close (connLimiter.closeUnused, which knows whether anything was
 // read); a new connection whose first request is being read is not idle.
+// A parked connection is closed whatever its state: it has read nothing
+// it has not served, and a new one parks only when nothing came at all.
+// Closing its socket, as closeUnused does, tells its parker nothing
+// (a closed descriptor leaves the epoll set without an event), so it must
+// be taken over here, or Shutdown would wait for it for ever.
 func (s *h1Server) closeIdle() {
 	var parked []*h1Conn
 	s.mu.Lock()
 	for c := range s.conns {
+		if c.park.State.Load() == netpark.Parked {
+			parked = append(parked, c)
+			continue
+		}
 		if c.state.Load() == h1Idle {
 			c.nc.Close()
-			if c.park.State.Load() == netpark.Parked {
-				parked = append(parked, c)
-			}
 		}
 	}
 	s.mu.Unlock()

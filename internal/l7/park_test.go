@@ -217,3 +217,29 @@ func TestH1ParkedConnClose(t *testing.T) {
 		return metricValue(t, reg, "strata_l7_connections_active", map[string]string{"listener": "test"}) == 0
 	})
 }
+
+// TestH1ParkedNewConnShutdown: a connection that never sent a byte parks
+// too, and a graceful shutdown still ends it at once. The listener's
+// close shuts such connections' sockets (closeUnused), which tells the
+// parker nothing; the server takes them over.
+func TestH1ParkedNewConnShutdown(t *testing.T) {
+	old := idleRelease
+	idleRelease = 30 * time.Millisecond
+	t.Cleanup(func() { idleRelease = old })
+	reg := prometheus.NewRegistry()
+	s, addr, _ := startH1Proxy(t, Options{Registry: reg}, config.Listener{})
+	srv := listenerServer(s)
+	rc := dialRaw(t, addr)
+	eventually(t, 5*time.Second, "the silent new connection to park", func() bool { return parkedConns(srv) == 1 })
+	start := time.Now()
+	shutdown(t, s)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("shutdown took %v with one parked new connection", d)
+	}
+	if !rc.closed() {
+		t.Error("the parked new connection is still open after shutdown")
+	}
+	if v := metricValue(t, reg, "strata_l7_connections_active", map[string]string{"listener": "test"}); v != 0 {
+		t.Errorf("strata_l7_connections_active = %v after shutdown, want 0", v)
+	}
+}
