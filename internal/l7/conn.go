@@ -31,19 +31,53 @@ type upConn struct {
 
 // Connections on both sides, clients' and backends', borrow their
 // buffers from these pools while they carry a request and give them back
-// when they go idle or close.
-var (
-	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
-	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+// when they go idle or close. The sizes follow what flows each way: a
+// request head is small, so a client's read buffer and a backend's write
+// buffer are small; a response is read from the backend and written to
+// the client in pieces of up to proxyBuf (nginx's proxy_buffer_size), so
+// that a response head and a body of that size cross each side in one
+// system call instead of one per 4 or 8 KiB.
+const (
+	smallReadBuf  = 8 << 10
+	smallWriteBuf = 4 << 10
+	proxyBuf      = 32 << 10
 )
 
-// takeBuffers borrows a read buffer over r and a write buffer over w.
-func takeBuffers(r io.Reader, w io.Writer) (*bufio.Reader, *bufio.Writer) {
-	br := readerPool.Get().(*bufio.Reader)
+var (
+	smallReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, smallReadBuf) }}
+	proxyReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, proxyBuf) }}
+	smallWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, smallWriteBuf) }}
+	proxyWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, proxyBuf) }}
+)
+
+func readerPool(size int) *sync.Pool {
+	if size == proxyBuf {
+		return &proxyReaders
+	}
+	return &smallReaders
+}
+
+func writerPool(size int) *sync.Pool {
+	if size == proxyBuf {
+		return &proxyWriters
+	}
+	return &smallWriters
+}
+
+// takeBuffers borrows a read buffer of rsize over r and a write buffer of
+// wsize over w (sizes of the pools above).
+func takeBuffers(r io.Reader, rsize int, w io.Writer, wsize int) (*bufio.Reader, *bufio.Writer) {
+	br := readerPool(rsize).Get().(*bufio.Reader)
 	br.Reset(r)
-	bw := writerPool.Get().(*bufio.Writer)
+	bw := writerPool(wsize).Get().(*bufio.Writer)
 	bw.Reset(w)
 	return br, bw
+}
+
+// takeClientBuffers borrows a client connection's buffers: requests in,
+// responses out.
+func takeClientBuffers(r io.Reader, w io.Writer) (*bufio.Reader, *bufio.Writer) {
+	return takeBuffers(r, smallReadBuf, w, proxyBuf)
 }
 
 // returnBuffers gives back what takeBuffers lent (either may be nil) and
@@ -51,17 +85,17 @@ func takeBuffers(r io.Reader, w io.Writer) (*bufio.Reader, *bufio.Writer) {
 func returnBuffers(br **bufio.Reader, bw **bufio.Writer) {
 	if *br != nil {
 		(*br).Reset(nil)
-		readerPool.Put(*br)
+		readerPool((*br).Size()).Put(*br)
 		*br = nil
 	}
 	if *bw != nil {
 		(*bw).Reset(nil)
-		writerPool.Put(*bw)
+		writerPool((*bw).Size()).Put(*bw)
 		*bw = nil
 	}
 }
 
-func (c *upConn) attach() { c.br, c.bw = takeBuffers(c.nc, c.nc) }
+func (c *upConn) attach() { c.br, c.bw = takeBuffers(c.nc, proxyBuf, c.nc, smallWriteBuf) }
 
 func (c *upConn) detach() { returnBuffers(&c.br, &c.bw) }
 

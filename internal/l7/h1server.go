@@ -308,7 +308,7 @@ func (c *h1Conn) serve() {
 		}
 		c.tls = &cs
 	}
-	c.br, c.bw = takeBuffers(c.nc, sendWriter{c}) // conn.go
+	c.br, c.bw = takeClientBuffers(c.nc, sendWriter{c}) // conn.go
 	if c.s.h2c && c.tls == nil && c.priorKnowledge() {
 		c.serveH2(bufferedConn{Conn: c.nc, r: c.br})
 		// The HTTP/2 server's reader may still be in c.br as ServeConn
@@ -633,7 +633,7 @@ func (c *h1Conn) waitParked() {
 }
 
 func (c *h1Conn) serveWoken() {
-	c.br, c.bw = takeBuffers(c.nc, sendWriter{c}) // conn.go
+	c.br, c.bw = takeClientBuffers(c.nc, sendWriter{c}) // conn.go
 	c.newRequestState()
 	c.loop(true)
 }
