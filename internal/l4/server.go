@@ -445,39 +445,22 @@ func (s *Server) estimate() {
 }
 
 // sweep closes the TCP connections that have moved no byte for the idle
-// timeout of their state. One pass over the table every few moments
-// replaces a runtime timer per connection (a hundred-odd bytes each, and a
-// start and a stop per connection); a connection closes at most
-// sweepEvery after its timeout.
+// timeout of their state, with one pass over the table every sweepEvery
+// (netpark.Sweep) instead of a timer per connection.
 func (s *Server) sweep() {
 	defer s.wg.Done()
-	t := time.NewTimer(s.sweepEvery())
-	defer t.Stop()
-	var expired []*conn
-	for {
-		select {
-		case <-s.stopEst:
-			return
-		case <-t.C:
-		}
-		now := time.Now().UnixNano()
+	netpark.Sweep(s.stopEst, s.sweepEvery, func(now int64, expired []*conn) []*conn {
 		s.conns.each(func(c *conn) {
 			if c.proto == "tcp" && now-c.last.Load() >= int64(c.svc.idleTimeout(c.state.Load())) {
 				expired = append(expired, c)
 			}
 		})
-		// Outside the table's locks: closing removes from it.
-		for _, c := range expired {
-			c.closer()
-		}
-		clear(expired)
-		expired = expired[:0]
-		t.Reset(s.sweepEvery())
-	}
+		return expired
+	}, func(c *conn) { c.closer() }) // outside the table's locks: closing removes from it
 }
 
 // sweepEvery is an eighth of the shortest TCP idle timeout of the current
-// services, between 10ms and a second.
+// services (netpark.Sweep keeps it between 10ms and a second).
 func (s *Server) sweepEvery() time.Duration {
 	every := time.Second
 	for _, svc := range *s.services.Load() {
@@ -485,7 +468,7 @@ func (s *Server) sweepEvery() time.Duration {
 			every = min(every, svc.tcpIdle/8, svc.finIdle/8)
 		}
 	}
-	return max(every, 10*time.Millisecond)
+	return every
 }
 
 // Services returns every service of the current runtime with its

@@ -698,16 +698,7 @@ func (s *h1Server) closeParker() {
 // timeout.
 func (s *h1Server) sweep(stop, done chan struct{}) {
 	defer close(done)
-	t := time.NewTimer(s.sweepEvery())
-	defer t.Stop()
-	var expired []*h1Conn
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		now := time.Now().UnixNano()
+	netpark.Sweep(stop, s.sweepEvery, func(now int64, expired []*h1Conn) []*h1Conn {
 		s.mu.Lock()
 		for c := range s.conns {
 			if c.park.State.Load() == netpark.Parked && c.idleEnd.Load() <= now {
@@ -715,20 +706,13 @@ func (s *h1Server) sweep(stop, done chan struct{}) {
 			}
 		}
 		s.mu.Unlock()
-		for _, c := range expired {
-			c.takeOver()
-		}
-		clear(expired)
-		expired = expired[:0]
-		t.Reset(s.sweepEvery())
-	}
+		return expired
+	}, func(c *h1Conn) { c.takeOver() }) // outside mu, which untrack takes
 }
 
-// sweepEvery is an eighth of the current idle timeout, between 10 ms and
-// a second.
-func (s *h1Server) sweepEvery() time.Duration {
-	return min(max(s.limits().idle/8, 10*time.Millisecond), time.Second)
-}
+// sweepEvery is an eighth of the current idle timeout (netpark.Sweep
+// keeps it between 10 ms and a second).
+func (s *h1Server) sweepEvery() time.Duration { return s.limits().idle / 8 }
 
 // plainSocket returns the TCP socket of a connection that reads straight
 // from it, or nil.
