@@ -1067,17 +1067,10 @@ func TestH1StalledReader(t *testing.T) {
 // by a graceful shutdown at once, as a busy-idle one is, and counted
 // closed.
 func TestH1ParkedConnShutdown(t *testing.T) {
-	old := idleRelease
-	idleRelease = 30 * time.Millisecond
-	t.Cleanup(func() { idleRelease = old })
+	shortIdleRelease(t)
 	reg := prometheus.NewRegistry()
 	s, addr, _ := startH1Proxy(t, Options{Registry: reg}, config.Listener{})
-	var srv *h1Server
-	s.mu.Lock()
-	for _, l := range s.listeners {
-		srv = l.srv
-	}
-	s.mu.Unlock()
+	srv := listenerServer(s)
 	rc := dialRaw(t, addr)
 	rc.send("GET /uri HTTP/1.1\r\nHost: a\r\n\r\n")
 	if r := rc.read("GET"); r.StatusCode != 200 {
@@ -1104,17 +1097,10 @@ func TestH1ParkedConnShutdown(t *testing.T) {
 // socket; the client's next request, a pipelined pair, and its close are
 // all still served as on a busy connection.
 func TestH1IdleReleasesBuffers(t *testing.T) {
-	old := idleRelease
-	idleRelease = 30 * time.Millisecond
-	t.Cleanup(func() { idleRelease = old })
+	shortIdleRelease(t)
 	reg := prometheus.NewRegistry()
 	s, addr, _ := startH1Proxy(t, Options{Registry: reg}, config.Listener{})
-	var srv *h1Server
-	s.mu.Lock()
-	for _, l := range s.listeners {
-		srv = l.srv
-	}
-	s.mu.Unlock()
+	srv := listenerServer(s)
 	rc := dialRaw(t, addr)
 	for i := range 3 {
 		rc.send("GET /uri?n=" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: a\r\n\r\n")

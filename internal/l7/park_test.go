@@ -45,9 +45,7 @@ func parkedConns(srv *h1Server) int {
 // serves its next request, parks again, closes when its client hangs up,
 // and a graceful shutdown closes the rest at once.
 func TestH1IdleConnsParkWithoutGoroutines(t *testing.T) {
-	old := idleRelease
-	idleRelease = 30 * time.Millisecond
-	t.Cleanup(func() { idleRelease = old })
+	shortIdleRelease(t)
 	reg := prometheus.NewRegistry()
 	// A keep-alive timeout far longer than the test, so that only the
 	// events under test close connections.
@@ -118,9 +116,7 @@ func TestH1IdleConnsParkWithoutGoroutines(t *testing.T) {
 // TestH1ParkedConnIdleTimeout: the sweeper closes a parked connection at
 // its keepalive_timeout, not before, and it is counted closed.
 func TestH1ParkedConnIdleTimeout(t *testing.T) {
-	old := idleRelease
-	idleRelease = 30 * time.Millisecond
-	t.Cleanup(func() { idleRelease = old })
+	shortIdleRelease(t)
 	reg := prometheus.NewRegistry()
 	const keepalive = 400 * time.Millisecond
 	s, addr, _ := startH1Proxy(t, Options{Registry: reg}, config.Listener{KeepaliveTimeout: config.Duration(keepalive)})
@@ -197,9 +193,7 @@ func TestH1ParksOnlyPlaintext(t *testing.T) {
 // TestH1ParkedConnClose: Close (a shutdown out of time) closes a parked
 // connection at once and counts it closed.
 func TestH1ParkedConnClose(t *testing.T) {
-	old := idleRelease
-	idleRelease = 30 * time.Millisecond
-	t.Cleanup(func() { idleRelease = old })
+	shortIdleRelease(t)
 	reg := prometheus.NewRegistry()
 	s, addr, _ := startH1Proxy(t, Options{Registry: reg}, config.Listener{})
 	srv := listenerServer(s)
@@ -223,9 +217,7 @@ func TestH1ParkedConnClose(t *testing.T) {
 // close shuts such connections' sockets (closeUnused), which tells the
 // parker nothing; the server takes them over.
 func TestH1ParkedNewConnShutdown(t *testing.T) {
-	old := idleRelease
-	idleRelease = 30 * time.Millisecond
-	t.Cleanup(func() { idleRelease = old })
+	shortIdleRelease(t)
 	reg := prometheus.NewRegistry()
 	s, addr, _ := startH1Proxy(t, Options{Registry: reg}, config.Listener{})
 	srv := listenerServer(s)
@@ -242,4 +234,12 @@ func TestH1ParkedNewConnShutdown(t *testing.T) {
 	if v := metricValue(t, reg, "strata_l7_connections_active", map[string]string{"listener": "test"}); v != 0 {
 		t.Errorf("strata_l7_connections_active = %v after shutdown, want 0", v)
 	}
+}
+
+// shortIdleRelease makes idle keep-alive connections give back their
+// buffers, and park, after 30 ms for the rest of the test.
+func shortIdleRelease(t *testing.T) {
+	old := idleRelease
+	idleRelease = 30 * time.Millisecond
+	t.Cleanup(func() { idleRelease = old })
 }
