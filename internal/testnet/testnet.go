@@ -3,10 +3,20 @@
 package testnet
 
 import (
+	"bufio"
 	"io"
 	"net"
+	"strings"
 	"testing"
 )
+
+// ReadName reads the line a named echo greets a connection with, and
+// returns the name. TCP may deliver the line in pieces (one run read "p"
+// of "primary\n" alone), so it reads to the line end, not one Read.
+func ReadName(c net.Conn) (string, error) {
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
 
 // NamedEcho is a real TCP server on 127.0.0.1: it writes its name and a
 // line end to each connection, then echoes what it reads until the client

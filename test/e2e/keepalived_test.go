@@ -189,9 +189,7 @@ l7:
 			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-			buf := make([]byte, 16)
-			k, err := c.Read(buf)
-			greeting = strings.TrimSpace(string(buf[:k]))
+			greeting, err = testnet.ReadName(c)
 			return err
 		})
 		return err == nil && greeting == name

@@ -82,9 +82,7 @@ func (n *opsNode) dialVIP(t *testing.T) string {
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(2 * time.Second))
-		buf := make([]byte, 16)
-		k, err := c.Read(buf)
-		greeting = strings.TrimSpace(string(buf[:k]))
+		greeting, err = testnet.ReadName(c)
 		return err
 	}); err != nil {
 		t.Fatalf("connecting to the VIP on %s: %v", n.name, err)
@@ -203,9 +201,7 @@ l4:
 				}
 				defer c.Close()
 				c.SetDeadline(time.Now().Add(2 * time.Second))
-				buf := make([]byte, 16)
-				k, err := c.Read(buf)
-				g = strings.TrimSpace(string(buf[:k]))
+				g, err = testnet.ReadName(c)
 				return err
 			}); err != nil {
 				t.Fatalf("the client's connection to the VIP: %v", err)

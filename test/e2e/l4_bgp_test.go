@@ -229,9 +229,7 @@ l4:
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(2 * time.Second))
-		buf := make([]byte, 16)
-		k, err := c.Read(buf)
-		greeting = strings.TrimSpace(string(buf[:k]))
+		greeting, err = testnet.ReadName(c)
 		return err
 	}); err != nil {
 		t.Fatalf("node 2 stopped serving before its lameduck time was over: %v", err)
